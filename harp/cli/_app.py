@@ -1,0 +1,80 @@
+"""What every stage entry point shares: config validation, one-sentence errors, wandb, provenance."""
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+import hydra
+import yaml
+from omegaconf import DictConfig
+
+from harp.config import Config, register_configs, validate
+from harp.errors import HarpError
+from harp.io import atomic_path
+from harp.tracking import tracked_run
+
+
+def _conf_dir() -> str:
+    """`conf/` of the checkout we run in (the working directory), else the one beside the package."""
+    for candidate in (Path.cwd() / "conf", Path(__file__).resolve().parents[2] / "conf"):
+        if (candidate / "config.yaml").exists():
+            return str(candidate)
+    raise SystemExit("error: no conf/config.yaml found; run from the harp checkout.")
+
+
+def stage(name: str) -> Callable:
+    """Turn `fn(cfg, run)` into the Hydra entry point of stage `name`."""
+    register_configs()
+
+    def wrap(fn: Callable[[Config, object], None]) -> Callable[[], None]:
+        @hydra.main(config_path=_conf_dir(), config_name="config", version_base="1.3")
+        @functools.wraps(fn)
+        def main(dcfg: DictConfig) -> None:
+            try:
+                cfg = validate(dcfg)
+                with tracked_run(cfg, name) as run:
+                    fn(cfg, run)
+            except HarpError as err:
+                print(f"error: {err}", file=sys.stderr)
+                sys.exit(2)
+
+        return main
+
+    return wrap
+
+
+def save_config(cfg: Config, out_dir: Path, stage_name: str) -> None:
+    """Record the resolved config beside a stage's outputs (provenance)."""
+    with atomic_path(Path(out_dir) / f"{stage_name}.config.yaml") as tmp:
+        tmp.write_text(yaml.safe_dump(asdict(cfg), sort_keys=False))
+
+
+def check_model(cfg: Config):
+    """The configured model's HF config, after checking the model is there with the configured depth."""
+    from harp.models.loading import load_config
+
+    source = cfg.model.source
+    if cfg.model.build == "tiny" and not Path(source).exists():
+        raise HarpError(f"The tiny model is not built yet at {source}: run `python -m harp.cli.build_tiny` (snakemake does it).")
+    config = load_config(source)
+    if config.num_hidden_layers != cfg.model.num_layers:
+        raise HarpError(f"{source} has {config.num_hidden_layers} decoder layers but "
+                        f"conf/model/{cfg.model.name}.yaml says {cfg.model.num_layers}.")
+    return config
+
+
+def load_for(cfg: Config):
+    """`(model, tokenizer)` of the configured model, checked first."""
+    from harp.models.loading import load_model
+
+    check_model(cfg)
+    return load_model(cfg.model.source, dtype=cfg.model.dtype, device=cfg.device, device_map=cfg.model.device_map,
+                      attn_implementation=cfg.model.attn_implementation)
+
+
+def log(run, metrics: dict) -> None:
+    if run is not None:
+        run.log(metrics)

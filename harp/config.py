@@ -1,0 +1,134 @@
+"""Structured (typed) configuration: the schema every Hydra entry point validates against.
+
+The YAML under `conf/` gives values; these dataclasses give the keys and types, so a typo
+(`method.num_layer=4`) or a wrong type fails at start-up naming the key, before any work starts.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from harp.errors import HarpError
+
+
+@dataclass
+class ModelConfig:
+    name: str = MISSING  # results/<name>/...
+    source: str = MISSING  # HF hub id or local path
+    family: str = MISSING  # llama | mistral | qwen2 | gemma2
+    dtype: str = "bfloat16"
+    num_layers: int = MISSING  # decoder layers (checked against the checkpoint)
+    prune_layers: int = MISSING  # L, the paper's setting for this model
+    published_alphas: Optional[list[float]] = None  # authors' release, index 0 = last layer
+    flap_mlp_ratio: float = 0.0  # MLP-channel ratio of the release's HARP+FLAP variant
+    build: Optional[str] = None  # "tiny": built here by `python -m harp.cli.build_tiny`
+    device_map: Optional[str] = None  # "auto" for models larger than one GPU
+    attn_implementation: Optional[str] = None
+    calibration_source: str = "wikitext2"
+    perplexity_source: str = "wikitext2"
+    max_length: int = 4096  # context window used for evaluation
+
+
+@dataclass
+class SearchConfig:
+    grid: list[float] = field(default_factory=lambda: [round(0.1 * i, 1) for i in range(11)])
+    order: str = "top_down"
+    batch_size: int = 8
+
+
+@dataclass
+class MethodConfig:
+    name: str = MISSING  # a registered method: dense, harp, ...
+    num_layers: Optional[int] = None  # HARP's L; null: the model's prune_layers
+    layer_position: str = "top"  # top (paper) | middle | bottom (ablation)
+    rescale: bool = True  # false: alpha = 1 everywhere (no search)
+    alphas: Optional[list[float]] = None  # fixed alphas, index 0 = last pruned layer (skips search)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    ratio: Optional[float] = None  # baselines: fraction to remove; null: match HARP's budget
+    target: str = "attention"  # baselines: attention | mlp | attention+mlp
+    mlp_ratio: Optional[float] = None  # HARP+FLAP: null takes the model's flap_mlp_ratio
+    options: dict[str, Any] = field(default_factory=dict)  # method-specific extras
+    # what the prune stage feeds the method (the Snakefile reads it too): calibration, alphas, reference
+    needs: list[str] = field(default_factory=list)
+
+
+@dataclass
+class DataConfig:
+    source: str = "${model.calibration_source}"  # corpus | wikitext2 | c4
+    num_samples: int = 32
+    seq_len: int = 128
+    seed: int = 0
+
+
+@dataclass
+class PerplexityConfig:
+    source: str = "${model.perplexity_source}"  # wikitext2 (test split) | corpus (held-out split)
+    window: int = "${model.max_length}"  # type: ignore[assignment]
+    stride: int = 256
+    max_tokens: Optional[int] = None  # evaluate only the first N tokens (quick runs)
+
+
+@dataclass
+class EvalConfig:
+    suite: str = "demo"
+    tasks: dict[str, int] = field(default_factory=dict)  # lm-eval task -> few-shot count
+    fixtures: bool = True  # true: offline fixture datasets; false: the real datasets
+    limit: Optional[int] = None  # cap on samples per task (null = complete)
+    batch_size: str = "1"  # an integer, or "auto" on GPU
+    longbench_max_length: int = "${model.max_length}"  # type: ignore[assignment]
+    perplexity: PerplexityConfig = field(default_factory=PerplexityConfig)
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TrackingConfig:
+    enabled: bool = True
+    project: str = "harp"
+    entity: Optional[str] = None
+    mode: str = "offline"  # offline | online | disabled
+    dir: str = "${results_dir}/wandb"
+
+
+@dataclass
+class Config:
+    model: ModelConfig = MISSING
+    method: MethodConfig = MISSING
+    data: DataConfig = field(default_factory=DataConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    experiment: Optional[str] = None  # name of an ablation override set
+    results_dir: str = "results"
+    run_dir: str = "${results_dir}"  # ablations write under results/ablations/<experiment>
+    seed: int = 0
+    device: str = "auto"
+    progress: bool = True
+
+    @property
+    def model_dir(self) -> Path:
+        return Path(self.run_dir) / self.model.name
+
+    @property
+    def method_dir(self) -> Path:
+        return self.model_dir / self.method.name
+
+
+def register_configs() -> None:
+    """Register the schema with Hydra so `conf/config.yaml` can extend it."""
+    from hydra.core.config_store import ConfigStore
+
+    ConfigStore.instance().store(name="harp_schema", node=Config)
+
+
+def validate(cfg: DictConfig) -> Config:
+    """Merge a composed config into the schema; unknown keys and bad types become one sentence."""
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(Config), cfg)
+        OmegaConf.resolve(merged)
+        return OmegaConf.to_object(merged)  # type: ignore[return-value]
+    except OmegaConfBaseException as err:
+        key = getattr(err, "full_key", None)
+        raise HarpError(f"Invalid configuration{f' at {key}' if key else ''}: {str(err).splitlines()[0]}") from None

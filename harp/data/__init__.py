@@ -1,0 +1,1 @@
+"""Data: the embedded offline corpus, calibration sets and evaluation fixtures."""

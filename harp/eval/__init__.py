@@ -1,0 +1,1 @@
+"""Evaluation: lm-eval tasks, perplexity and the speed benchmark."""

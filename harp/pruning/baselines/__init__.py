@@ -1,0 +1,1 @@
+"""Structured-pruning baselines, registered as planners on import."""

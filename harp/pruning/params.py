@@ -1,0 +1,30 @@
+"""What the paper counts: linear weights of the decoder layers, and the KV cache that remains."""
+from __future__ import annotations
+
+from torch import nn
+
+from harp.models.adapters import decoder_layers
+
+
+def decoder_linear_params(model: nn.Module) -> int:
+    """Number of weights in the decoder layers' `nn.Linear` modules (biases excluded, as the paper)."""
+    return sum(m.weight.numel() for m in decoder_layers(model).modules() if isinstance(m, nn.Linear))
+
+
+def kv_cache_width(model: nn.Module) -> int:
+    """Sum over layers of the per-token key width that the KV cache still stores."""
+    return sum(
+        layer.self_attn.k_proj.out_features
+        for layer in decoder_layers(model)
+        if hasattr(layer.self_attn, "k_proj")
+    )
+
+
+def full_kv_cache_width(config) -> int:
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    return config.num_hidden_layers * config.num_key_value_heads * head_dim
+
+
+def kv_cache_reduction(model: nn.Module) -> float:
+    """Fraction of the dense model's KV cache no longer stored (L / num_layers for HARP)."""
+    return 1.0 - kv_cache_width(model) / full_kv_cache_width(model.config)

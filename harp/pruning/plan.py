@@ -1,0 +1,142 @@
+"""A pruning plan: the small record of what a method removed, re-applied to a freshly loaded model.
+
+`plan.json` holds the method, layers, alphas, parameter counts and method details;
+`plan.safetensors` holds tensors some methods need (e.g. FLAP's compensation biases). Full pruned
+weights are never written by default: a plan is kilobytes, a pruned 8B model is 16 GB.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from harp.errors import HarpError
+from harp.io import atomic_path, read_json, write_json
+from harp.pruning.params import decoder_linear_params, kv_cache_reduction
+
+PLAN_JSON, PLAN_TENSORS = "plan.json", "plan.safetensors"
+
+
+@dataclass
+class Plan:
+    method: str
+    model: str  # hub id or path of the source model
+    layers: list[int]
+    params_before: int
+    params_after: int
+    kv_cache_reduction: float
+    alphas: dict[int, float] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)  # method-specific, JSON-serialisable
+    tensors: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
+
+    @property
+    def pruning_ratio(self) -> float:
+        """Fraction of decoder-layer linear weights removed."""
+        return 1.0 - self.params_after / self.params_before
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("tensors")
+        data["alphas"] = {str(k): v for k, v in self.alphas.items()}
+        data["pruning_ratio"] = self.pruning_ratio
+        data["tensors"] = sorted(self.tensors)
+        return data
+
+
+def describe(method: str, model_id: str, pruned: nn.Module, params_before: int, layers: list[int],
+             alphas: dict[int, float] | None = None, details: dict | None = None,
+             tensors: dict[str, torch.Tensor] | None = None) -> Plan:
+    """Build the plan of a model that `method` has just pruned, counting what remains."""
+    return Plan(method=method, model=model_id, layers=sorted(layers), params_before=params_before,
+                params_after=decoder_linear_params(pruned), kv_cache_reduction=kv_cache_reduction(pruned),
+                alphas=dict(alphas or {}), details=dict(details or {}), tensors=dict(tensors or {}))
+
+
+# --- registry: method name -> function that re-applies a plan to a dense model -------------------
+APPLIERS: dict[str, Callable[[nn.Module, Plan], None]] = {}
+
+
+def register_applier(name: str):
+    def wrap(fn: Callable[[nn.Module, Plan], None]):
+        APPLIERS[name] = fn
+        return fn
+    return wrap
+
+
+@register_applier("dense")
+def _apply_dense(model: nn.Module, plan: Plan) -> None:
+    """The unpruned reference: nothing to do."""
+
+
+@register_applier("harp")
+def _apply_harp(model: nn.Module, plan: Plan) -> None:
+    from harp.pruning.harp import apply_harp
+
+    apply_harp(model, plan.alphas)
+
+
+def apply_plan(model: nn.Module, plan: Plan) -> nn.Module:
+    """Re-apply `plan` to a freshly loaded dense model, in place, checking it fits the model."""
+    if plan.method not in APPLIERS:
+        raise HarpError(f"Unknown pruning method {plan.method!r} in plan; known: {', '.join(sorted(APPLIERS))}.")
+    before = decoder_linear_params(model)
+    if before != plan.params_before:
+        raise HarpError(
+            f"The plan was made for a model with {plan.params_before} decoder linear weights, "
+            f"but this model has {before}: it belongs to a different model ({plan.model})."
+        )
+    APPLIERS[plan.method](model, plan)
+    after = decoder_linear_params(model)
+    if after != plan.params_after:
+        raise HarpError(f"Applying the {plan.method} plan left {after} weights, the plan records {plan.params_after}.")
+    return model
+
+
+def save_plan(plan: Plan, out_dir: str | Path) -> Path:
+    out_dir = Path(out_dir)
+    if plan.tensors:
+        from safetensors.torch import save_file
+
+        with atomic_path(out_dir / PLAN_TENSORS) as tmp:
+            save_file({k: v.detach().cpu().contiguous() for k, v in plan.tensors.items()}, str(tmp))
+    write_json(out_dir / PLAN_JSON, plan.to_json())
+    return out_dir / PLAN_JSON
+
+
+def load_plan(path: str | Path) -> Plan:
+    """Load `plan.json` (path to the file or its directory) and its tensors."""
+    path = Path(path)
+    json_path = path / PLAN_JSON if path.is_dir() else path
+    data = read_json(json_path)
+    try:
+        names = data.pop("tensors", [])
+        data.pop("pruning_ratio", None)
+        plan = Plan(**data)
+        plan.alphas = {int(k): float(v) for k, v in plan.alphas.items()}
+    except (TypeError, ValueError) as e:
+        raise HarpError(f"{json_path} is not a valid plan ({e}); rerun the prune stage.") from None
+    if names:
+        from safetensors.torch import load_file
+
+        tensor_path = json_path.parent / PLAN_TENSORS
+        if not tensor_path.exists():
+            raise HarpError(f"{json_path} lists tensors but {tensor_path} is missing; rerun the prune stage.")
+        plan.tensors = load_file(str(tensor_path))
+    return plan
+
+
+def plan_hash(path: str | Path) -> str:
+    """A short content hash of a saved plan (json and tensors), to tie results to the plan they used."""
+    path = Path(path)
+    directory = path if path.is_dir() else path.parent
+    digest = hashlib.sha256()
+    for name in (PLAN_JSON, PLAN_TENSORS):
+        if (directory / name).exists():
+            digest.update((directory / name).read_bytes())
+    return digest.hexdigest()[:16]
+
