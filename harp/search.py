@@ -62,7 +62,7 @@ class _Evaluator:
 
     def full(self) -> float:
         """Plain full forward over every chunk (the reference the cached path must equal)."""
-        nll = sum(_nll(self.model(c.to(self._device())).logits, c) for c in self.chunks)
+        nll = sum(_nll(self.model(c.to(self._device()), use_cache=False).logits, c) for c in self.chunks)
         return math.exp(nll / self.tokens)
 
     def capture(self) -> float:
@@ -73,7 +73,7 @@ class _Evaluator:
             def record(module, args, kwargs):
                 if idx == self.base:
                     self.inputs.append(args[0] if args else kwargs["hidden_states"])
-                chunk_kwargs[idx] = {k: v for k, v in kwargs.items() if k != "hidden_states"}
+                chunk_kwargs[idx] = {k: v for k, v in kwargs.items() if k not in ("hidden_states", "past_key_values")}
             return record
 
         handles = [self.layers[i].register_forward_pre_hook(hook(i), with_kwargs=True)
@@ -81,7 +81,7 @@ class _Evaluator:
         try:
             nll = 0.0
             for c in self.chunks:
-                nll += _nll(self.model(c.to(self._device())).logits, c)
+                nll += _nll(self.model(c.to(self._device()), use_cache=False).logits, c)
                 self.kwargs.append(chunk_kwargs)
                 chunk_kwargs = {}
         finally:

@@ -25,7 +25,7 @@ def perplexity(model: nn.Module, input_ids: torch.Tensor, window: int, stride: i
     for begin in tqdm(starts, desc="perplexity", disable=not progress):
         end = min(begin + window, n)
         ids = input_ids[begin:end].unsqueeze(0).to(device)
-        logits = model(ids).logits[0, :-1].float()
+        logits = model(ids, use_cache=False).logits[0, :-1].float()
         targets = ids[0, 1:]
         new = end - max(prev_end, begin + 1)  # tokens (as targets) not yet scored
         losses = torch.nn.functional.cross_entropy(logits[-new:], targets[-new:], reduction="sum")

@@ -75,7 +75,7 @@ def stream_perplexity(model, stream: torch.Tensor, seq_len: int, batch_size: int
     nll, count = 0.0, 0
     for i in range(0, n, batch_size):
         batch = windows[i : i + batch_size]
-        logits = model(batch).logits[:, :-1].float()
+        logits = model(batch, use_cache=False).logits[:, :-1].float()
         nll += torch.nn.functional.cross_entropy(
             logits.reshape(-1, logits.size(-1)), batch[:, 1:].reshape(-1), reduction="sum"
         ).item()
