@@ -1,0 +1,74 @@
+"""The stage entry points on the tiny model: outputs, provenance, wandb runs and one-sentence errors."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_stage(stage: str, results: Path, *overrides: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", f"harp.cli.{stage}", f"results_dir={results}", "progress=false", *overrides]
+    env = os.environ | {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def results(tiny_model_dir, tmp_path_factory):
+    results = tmp_path_factory.mktemp("results")
+    shutil.copytree(tiny_model_dir, results / "models" / "tiny")
+    return results
+
+
+def test_search_prune_perplexity_pipeline(results):
+    small = ["data.num_samples=4", "data.seq_len=32", "method.search.grid=[0.0,0.5,1.0]"]
+    for stage, extra in [("calibrate", small), ("search", small), ("prune", []), ("prune", ["method=dense"]),
+                         ("perplexity", ["eval.perplexity.max_tokens=600"]),
+                         ("perplexity", ["method=dense", "eval.perplexity.max_tokens=600"])]:
+        proc = run_stage(stage, results, *extra)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    alphas = json.loads((results / "tiny/harp/alphas.json").read_text())
+    assert sorted(map(int, alphas["alphas"])) == [5, 6, 7] and alphas["searched"]
+    assert (results / "tiny/harp/search.csv").read_text().count("\n") == 1 + 3 * 3
+    plan = json.loads((results / "tiny/harp/plan.json").read_text())
+    assert plan["kv_cache_reduction"] == pytest.approx(3 / 8) and plan["params_after"] < plan["params_before"]
+    ppl = {m: json.loads((results / f"tiny/{m}/ppl.json").read_text()) for m in ("dense", "harp")}
+    assert ppl["dense"]["tiny_model"] and ppl["dense"]["tokens"] == ppl["harp"]["tokens"] == 599
+    assert ppl["dense"]["perplexity"] != ppl["harp"]["perplexity"]
+    assert (results / "tiny/harp/search.config.yaml").exists()  # provenance beside every output
+    runs = list((results / "wandb").glob("wandb/offline-run-*"))
+    assert len(runs) == 6, runs
+
+
+def test_fixed_alphas_and_no_rescale_skip_the_search(results):
+    proc = run_stage("search", results, "run_dir=" + str(results / "ablations/no_rescale"), "method.rescale=false",
+                     "tracking=disabled")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads((results / "ablations/no_rescale/tiny/harp/alphas.json").read_text())
+    assert data["alphas"] == {"7": 1.0, "6": 1.0, "5": 1.0} and not data["searched"]
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [(["method.num_layers=9"], "Cannot prune 9 layers of a 8-layer model"),
+     (["method.num_layer=3"], "num_layer"),
+     (["model=llama9"], "llama9"),
+     (["model.source=/nonexistent/model", "model.build=null"], "does not exist")],
+)
+def test_bad_input_is_a_clear_error(results, overrides, message):
+    proc = run_stage("search", results, "tracking=disabled", *overrides)
+    assert proc.returncode != 0
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_missing_tiny_model_says_how_to_build_it(tmp_path):
+    proc = run_stage("calibrate", tmp_path, "tracking=disabled")
+    assert proc.returncode == 2
+    assert "python -m harp.cli.build_tiny" in proc.stderr

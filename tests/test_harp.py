@@ -1,0 +1,141 @@
+"""HARP pruning: exact equivalence with an independent computation, parameters, KV cache, errors."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from conftest import random_model
+
+import harp
+from harp.errors import HarpError
+from harp.models.adapters import adapter_for, decoder_layers
+from harp.pruning.harp import top_layers
+from harp.pruning.params import decoder_linear_params, kv_cache_reduction
+
+ALPHAS = {5: 0.7, 4: 0.0, 3: 0.3}
+
+
+def reference_logits(model, ids, alphas):
+    """Logits of `h + alpha * branch(norm(h))`, computed with hooks on the untouched dense model."""
+    gemma = adapter_for(model).branch_norm is not None
+    handles = []
+    for idx, alpha in alphas.items():
+        layer = decoder_layers(model)[idx]
+        attn = layer.self_attn
+        groups = model.config.num_attention_heads // model.config.num_key_value_heads
+
+        def branch(module, args, kwargs, output, attn=attn, groups=groups, alpha=alpha):
+            x = kwargs["hidden_states"]
+            v = attn.v_proj(x).unflatten(-1, (-1, attn.head_dim)).repeat_interleave(groups, dim=-2).flatten(-2)
+            out = attn.o_proj(v)
+            return (out if gemma else alpha * out), None
+
+        handles.append(attn.register_forward_hook(branch, with_kwargs=True))
+        if gemma:
+            handles.append(layer.post_attention_layernorm.register_forward_hook(
+                lambda m, a, out, alpha=alpha: alpha * out))
+    try:
+        return model(ids, use_cache=False).logits
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def test_pruned_logits_match_reference(family):
+    model = random_model(family)
+    ids = torch.randint(0, 128, (2, 24), generator=torch.Generator().manual_seed(1))
+    expected = reference_logits(model, ids, ALPHAS)
+    harp.apply_harp(model, ALPHAS)
+    torch.testing.assert_close(model(ids, use_cache=False).logits, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_trained_tiny_model_matches_reference(tiny_model_dir):
+    from harp.models.loading import load_model
+
+    model, tok = load_model(str(tiny_model_dir), device="cpu")
+    ids = tok("def f(x): return the value", return_tensors="pt")["input_ids"]
+    alphas = {7: 0.4, 6: 0.0, 5: 1.0}
+    expected = reference_logits(model, ids, alphas)
+    torch.testing.assert_close(harp.apply_harp(model, alphas)(ids).logits, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_qk_deleted_and_parameter_count_exact(family):
+    model = random_model(family)
+    c = model.config
+    head_dim = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
+    q = c.hidden_size * c.num_attention_heads * head_dim
+    kv = c.hidden_size * c.num_key_value_heads * head_dim
+    before = decoder_linear_params(model)
+    harp.apply_harp(model, ALPHAS)
+    # alpha > 0 drops q and k; alpha = 0 also drops v and o
+    expected = before - 2 * (q + kv) - (q + 2 * kv + q)
+    assert decoder_linear_params(model) == expected
+    for idx, alpha in ALPHAS.items():
+        names = {n.split(".")[0] for n, _ in decoder_layers(model)[idx].self_attn.named_parameters()}
+        assert not names & {"q_proj", "k_proj"}
+        assert names == (set() if alpha == 0 else {"v_proj", "o_proj"})
+    assert kv_cache_reduction(model) == pytest.approx(len(ALPHAS) / c.num_hidden_layers)
+
+
+def test_generate_with_and_without_cache_agree_and_pruned_layers_cache_nothing(family):
+    model = harp.apply_harp(random_model(family), ALPHAS)
+    prompt = torch.randint(0, 128, (1, 6), generator=torch.Generator().manual_seed(2))
+    with_cache = model.generate(prompt, max_new_tokens=12, do_sample=False, use_cache=True)
+    without = model.generate(prompt, max_new_tokens=12, do_sample=False, use_cache=False)
+    assert torch.equal(with_cache, without)
+    cache = model(prompt, use_cache=True).past_key_values
+    for idx in range(model.config.num_hidden_layers):
+        stored = cache.layers[idx].keys
+        assert (stored is None or stored.numel() == 0) == (idx in ALPHAS)
+
+
+def test_alpha_one_keeps_branch_scale_and_zero_removes_norm_for_gemma():
+    model = random_model("gemma2")
+    harp.apply_harp(model, {5: 1.0, 4: 0.0})
+    layers = decoder_layers(model)
+    assert isinstance(layers[4].post_attention_layernorm, torch.nn.Identity)
+    assert not isinstance(layers[5].post_attention_layernorm, torch.nn.Identity)
+
+
+@pytest.mark.parametrize(
+    "alphas, message",
+    [({6: 0.5}, "out of range"), ({-1: 0.5}, "out of range"), ({2: 1.5}, r"\[0, 1\]"),
+     ({2: float("nan")}, r"\[0, 1\]"), ({"x": 0.5}, "not an integer"), ({2: "high"}, "number")],
+)
+def test_bad_alphas_raise_clear_errors(alphas, message):
+    with pytest.raises(HarpError, match=message):
+        harp.apply_harp(random_model("llama"), alphas)
+
+
+def test_unsupported_family_is_named():
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    model = GPT2LMHeadModel(GPT2Config(n_layer=2, n_embd=32, n_head=2, vocab_size=64))
+    with pytest.raises(HarpError, match="supported families: gemma2, llama, mistral, qwen2"):
+        harp.apply_harp(model, {1: 0.5})
+
+
+def test_pruning_twice_is_an_error():
+    model = harp.apply_harp(random_model("llama"), {5: 0.5})
+    with pytest.raises(HarpError, match="already pruned"):
+        harp.apply_harp(model, {5: 0.5})
+
+
+def test_layer_positions():
+    assert top_layers(32, 8) == list(range(24, 32))
+    assert top_layers(32, 8, "bottom") == list(range(8))
+    assert top_layers(32, 8, "middle") == list(range(12, 20))
+    with pytest.raises(HarpError, match="Cannot prune 9 layers"):
+        top_layers(8, 9)
+    with pytest.raises(HarpError, match="Unknown layer position"):
+        top_layers(8, 2, "side")
+
+
+def test_apply_harp_leaves_other_layers_untouched():
+    model = random_model("llama")
+    dense = copy.deepcopy(model)
+    harp.apply_harp(model, {5: 0.5})
+    for idx in range(5):
+        a, b = decoder_layers(model)[idx].state_dict(), decoder_layers(dense)[idx].state_dict()
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
