@@ -1,0 +1,27 @@
+# The two commands of the README. Each creates the virtual environment it needs on first use.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+CORES ?= 2
+
+.PHONY: demo test install bench clean-results
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+## demo: the embedded default end to end (tiny model, fixtures, HARP and baselines, tables and figures)
+demo: install
+	$(VENV)/bin/snakemake --cores $(CORES) --profile workflow/profiles/local
+
+## test: the test suite
+test: install
+	$(PY) -m pytest
+
+## bench: cached vs plain alpha search on a 32-layer Llama config
+bench: install
+	$(PY) -m harp.cli.bench_search
