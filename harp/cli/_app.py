@@ -41,7 +41,13 @@ def stage(name: str) -> Callable:
                 print(f"error: {err}", file=sys.stderr)
                 sys.exit(2)
 
-        return main
+        @functools.wraps(fn)
+        def entry() -> None:
+            if {"--help", "-h"} & set(sys.argv[1:]):  # the stage's own docstring, then Hydra's config help
+                print((sys.modules[fn.__module__].__doc__ or "").strip() + "\n")
+            main()
+
+        return entry
 
     return wrap
 
