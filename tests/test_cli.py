@@ -42,8 +42,11 @@ def test_search_prune_perplexity_pipeline(results):
     assert ppl["dense"]["tiny_model"] and ppl["dense"]["tokens"] == ppl["harp"]["tokens"] == 599
     assert ppl["dense"]["perplexity"] != ppl["harp"]["perplexity"]
     assert (results / "tiny/harp/search.config.yaml").exists()  # provenance beside every output
-    runs = list((results / "wandb").glob("wandb/offline-run-*"))
-    assert len(runs) == 6, runs
+    runs = list((results / "wandb").glob("wandb/offline-run-*/run-*.wandb"))
+    assert len(runs) == 6, runs  # one offline wandb run per stage invocation
+    logged = b"".join(r.read_bytes() for r in runs)
+    for key in (b"calibration_perplexity/harp", b"kv_cache_reduction", b"search_trace", b"perplexity"):
+        assert key in logged
 
 
 def test_fixed_alphas_and_no_rescale_skip_the_search(results):
