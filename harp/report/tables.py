@@ -87,6 +87,14 @@ def caveats(rows: pd.DataFrame) -> str:
     return " ".join(notes)
 
 
+def flags(rows: pd.DataFrame) -> list[str]:
+    """Short form of `caveats` for figure titles."""
+    out = ["fixture data"] if rows["fixture"].fillna(False).astype(bool).any() else []
+    if len(limits := rows["limit"].dropna()):
+        out.append(f"limit {int(limits.max())}")
+    return out + (["tiny model"] if rows["tiny_model"].fillna(False).astype(bool).any() else [])
+
+
 def _dense_rows(frame: pd.DataFrame, label: str) -> list[int]:
     return list(frame.index[frame[label] == METHODS["dense"]])
 
