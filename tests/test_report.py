@@ -155,6 +155,17 @@ def test_ablation_table(results):
     assert "FIXTURE DATA" in (results / "tables" / "tiny_ablations.tex").read_text()
 
 
+def test_perplexity_table(results):
+    _, rows = parse_tabular((results / "tables" / "perplexity.tex").read_text())
+    assert [unescape(h) for h in rows[0]] == ["Method", *sorted(MODELS)]
+    for row in rows[1:]:
+        for model, text in zip(sorted(MODELS), row[1:]):
+            ppl = json.loads((results / model / DISPLAY[row[0]] / "ppl.json").read_text())["perplexity"]
+            assert cell(text)[0] == round(ppl, 2)
+    for column in range(1, 1 + len(MODELS)):
+        check_bold(rows[1:], column, "min")
+
+
 def test_alpha_table_against_published(results):
     _, rows = parse_tabular((results / "tables" / "alphas.tex").read_text())
     assert rows[0] == ["Model", "Layer", "Searched alpha", "Published alpha"]

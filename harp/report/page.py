@@ -47,7 +47,8 @@ def _models(results: pd.DataFrame) -> pd.DataFrame:
         limits = evals.limit.dropna()
         lines.append({"model": model, "model id": ids.iloc[0] if len(ids) else "--",
                       "tiny": "yes" if rows.tiny_model.fillna(False).astype(bool).any() else "no",
-                      "data": data, "limit": int(limits.max()) if len(limits) else "none (complete)",
+                      "data": data,
+                      "limit": int(limits.max()) if len(limits) else "none (complete)" if len(evals) else "--",
                       "methods": ", ".join(sorted(set(rows.method.dropna()))),
                       "experiments": ", ".join(sorted(set(rows.experiment.dropna())))})
     return pd.DataFrame(lines)

@@ -157,6 +157,22 @@ def ablation_table(results: pd.DataFrame, model: str) -> Table | None:
                  reference=_dense_rows(frame, "Run"))
 
 
+def perplexity_table(results: pd.DataFrame) -> Table | None:
+    """Held-out perplexity of every method (rows) and model (columns) of the main run."""
+    rows = results[(results.kind == "perplexity") & (results.experiment == MAIN)]
+    if rows.empty:
+        return None
+    ppl = rows.pivot(index="method", columns="model", values="score").sort_index(axis=1)
+    frame = ppl.loc[method_order(ppl.index)].round(2)
+    frame.insert(0, "Method", [method_name(m) for m in frame.index])
+    frame = frame.reset_index(drop=True)
+    sources = ", ".join(f"{m}: {s}" for m, s in sorted(set(zip(rows.model, rows.task))))
+    caption = (f"Held-out perplexity (lower is better; text source per model: {sources}), rounded to two decimals; "
+               f"the best pruned model per column is in bold (Dense is the unpruned reference). {caveats(rows)}")
+    return Table("perplexity", caption.strip(), frame, dict.fromkeys(ppl.columns, "min"), precision=2,
+                 reference=_dense_rows(frame, "Method"))
+
+
 def alpha_table(results: pd.DataFrame) -> Table | None:
     """Searched alphas of each model against the authors' published ones, from the last layer down."""
     rows = results[(results.kind == "alpha") & (results.experiment == MAIN)]
@@ -179,7 +195,7 @@ def alpha_table(results: pd.DataFrame) -> Table | None:
 def build_tables(results: pd.DataFrame) -> list[Table]:
     models = sorted(set(results.model.dropna()))
     tables = [score_table(results, m, g) for m in models for g in GROUPS]
-    tables += [ablation_table(results, m) for m in models] + [alpha_table(results)]
+    tables += [ablation_table(results, m) for m in models] + [perplexity_table(results), alpha_table(results)]
     return [t for t in tables if t is not None]
 
 
@@ -205,8 +221,9 @@ def to_markdown(table: Table) -> str:
         values = table.frame[column]
         digits = table.decimals(column)
         target = table.best_value(column)
-        out[column] = ["--" if pd.isna(v) else (f"**{v:.{digits}f}**" if v == target and i in table.contenders
-                                                else f"{v:.{digits}f}") for i, v in values.items()]
+        text = str if pd.api.types.is_integer_dtype(values) else (lambda v: f"{v:.{digits}f}")
+        out[column] = ["--" if pd.isna(v) else (f"**{text(v)}**" if v == target and i in table.contenders
+                                                else text(v)) for i, v in values.items()]
     return f"{out.to_markdown(index=False, disable_numparse=True)}\n\n*{table.caption}*"
 
 
