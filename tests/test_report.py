@@ -138,7 +138,7 @@ def test_score_tables_match_the_json_files(results, model, group):
 def test_ablation_table(results):
     spec, rows = parse_tabular((results / "tables" / "qwen2_7b_ablations.tex").read_text())
     header, body = rows[0], rows[1:]
-    assert header == ["Run", "Generation", "Discriminative", "LongBench", "Avg", "PPL"]
+    assert header == ["Run", "Generation", "Discriminative", "LongBench", "Avg", "PPL", "Pruned (\\%)", "KV cache (-\\%)"]
     assert [unescape(r[0]) for r in body] == ["Dense", "HARP", "layers_bottom", "no_rescale"]
     runs = {"Dense": ("", "dense"), "HARP": ("", "harp"), "layers_bottom": ("ablations/layers_bottom", "harp"),
             "no_rescale": ("ablations/no_rescale", "harp")}
@@ -148,7 +148,9 @@ def test_ablation_table(results):
             scores = [score(results, "qwen2_7b", method, t, run_dir) for t in TASKS[group]]
             assert cell(row[i])[0] == round(100 * sum(scores) / len(scores), 1)
         ppl = json.loads((results / run_dir / "qwen2_7b" / method / "ppl.json").read_text())["perplexity"]
-        assert cell(row[-1])[0] == round(ppl, 2)
+        assert cell(row[5])[0] == round(ppl, 2)
+        plan = json.loads((results / run_dir / "qwen2_7b" / method / "plan.json").read_text())
+        assert cell(row[7])[0] == round(100 * plan["kv_cache_reduction"], 1)
     for column in range(1, 5):
         check_bold(body, column, "max")
     check_bold(body, 5, "min")

@@ -147,10 +147,14 @@ def ablation_table(results: pd.DataFrame, model: str) -> Table | None:
     ppl = mine[mine.kind == "perplexity"].set_index("row")["score"]
     frame["PPL"] = ppl.reindex(order).round(2)
     best["PPL"] = "min"
+    budget = mine.groupby("row")[["pruning_ratio", "kv_cache_reduction"]].first().reindex(order)
+    frame["Pruned (%)"] = (budget["pruning_ratio"] * 100).round(1)
+    frame["KV cache (-%)"] = (budget["kv_cache_reduction"] * 100).round(1)
     frame.insert(0, "Run", order)
     caption = (f"{model_label(mine, model)}: ablations of HARP (one row per experiment under results/ablations/). "
                f"Group columns average the tasks of that group and Avg all tasks, each multiplied by 100 and rounded "
                f"to one decimal; PPL is held-out perplexity rounded to two decimals. Best pruned run per column in bold. "
+               f"Pruned: share of decoder linear weights removed; KV cache: KV-cache reduction (both %). "
                f"{caveats(mine)}")
     frame = frame.reset_index(drop=True)
     return Table(f"{model}_ablations", caption.strip(), frame, best, digits={"PPL": 2},
