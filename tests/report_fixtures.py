@@ -54,13 +54,12 @@ def _ppl(run_dir: Path, model: str, method: str, rng: random.Random) -> None:
 def _alphas(run_dir: Path, model: str, rng: random.Random) -> None:
     _, num_layers, pruned, _ = MODELS[model]
     layers = list(range(num_layers - pruned, num_layers))
-    alphas, trace, step = {}, [], 0
-    for layer in reversed(layers):
+    alphas, trace = {}, []
+    for step, layer in enumerate(reversed(layers)):
         curve = {a: 10 + (a - rng.choice(GRID)) ** 2 + rng.uniform(0, 0.01) for a in GRID}
         alphas[layer] = min(curve, key=curve.get)
         for a in GRID:
             trace.append({"step": step, "layer": layer, "alpha": a, "perplexity": curve[a]})
-        step += 1
     harp_dir = run_dir / model / "harp"
     write_json(harp_dir / "alphas.json", {"layers": layers, "order": "top_down", "grid": GRID, "published": None,
                                           "searched": True, "alphas": {str(k): v for k, v in alphas.items()},

@@ -18,10 +18,11 @@ LIBRARIES = ("harp", "torch", "transformers", "lm_eval", "datasets", "pandas", "
 
 def git_commit(repo: Path = Path(".")) -> str:
     """The checkout's commit, `-dirty` when it has uncommitted changes; "unknown" outside git."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
+
     try:
-        run = lambda *args: subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True,  # noqa: E731
-                                           check=True).stdout.strip()
-        return run("rev-parse", "HEAD") + ("-dirty" if run("status", "--porcelain", "--untracked-files=no") else "")
+        return git("rev-parse", "HEAD") + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
@@ -84,8 +85,9 @@ def render(results: pd.DataFrame, tables: list[Table], figures: list[Path], out_
     lines = ["# HARP: results", "", f"Generated {stamp} from [all_results.csv](all_results.csv).", ""]
     warnings = [f"- **{m}** [{', '.join(flags(r))}]: {caveats(r)}" for m, r in results.groupby("model") if flags(r)]
     if warnings:
-        lines += ["> **Not paper numbers.** Some results come from fixture data, capped evaluations or the tiny "
-                  "model; they test the pipeline only:", ">"] + [f"> {w}" for w in warnings] + [""]
+        banner = ("> **Not paper numbers.** Some results come from fixture data, capped evaluations or the tiny "
+                  "model; they test the pipeline only:")
+        lines += [banner, ">"] + [f"> {w}" for w in warnings] + [""]
     lines += ["## Provenance", "", _models(results).to_markdown(index=False), "",
               f"- git commit: `{git_commit()}`",
               "- libraries (report stage): " + ", ".join(f"{k} {v}" for k, v in library_versions().items())]

@@ -125,13 +125,13 @@ def score_table(results: pd.DataFrame, model: str, group: str) -> Table | None:
 def ablation_table(results: pd.DataFrame, model: str) -> Table | None:
     """One row per ablation experiment (beside the main run's Dense and HARP): group averages and perplexity."""
     mine = results[results.model == model]
-    ablations = mine[mine.experiment != MAIN]
-    if ablations.empty:
+    if (mine.experiment == MAIN).all():
         return None
     keep = ((mine.experiment == MAIN) & mine.method.isin(["dense", "harp"])) | (mine.experiment != MAIN)
     mine = mine[keep & mine.kind.isin(["eval", "perplexity"])]
+    rank = method_order(mine.method)
     main_first = sorted(mine[["experiment", "method"]].drop_duplicates().itertuples(index=False),
-                        key=lambda r: (r.experiment != MAIN, r.experiment, method_order(mine.method).index(r.method)))
+                        key=lambda r: (r.experiment != MAIN, r.experiment, rank.index(r.method)))
     labels = {(e, m): method_name(m) if e == MAIN else (e if m == "harp" else f"{e} ({method_name(m)})")
               for e, m in main_first}
     mine = mine.assign(row=[labels[(e, m)] for e, m in zip(mine.experiment, mine.method)])
@@ -223,9 +223,8 @@ def to_markdown(table: Table) -> str:
     out = table.frame.copy().astype(object)
     for column in table.numeric:
         values = table.frame[column]
-        digits = table.decimals(column)
         target = table.best_value(column)
-        text = str if pd.api.types.is_integer_dtype(values) else (lambda v: f"{v:.{digits}f}")
+        text = str if pd.api.types.is_integer_dtype(values) else f"{{:.{table.decimals(column)}f}}".format
         out[column] = ["--" if pd.isna(v) else (f"**{text(v)}**" if v == target and i in table.contenders
                                                 else text(v)) for i, v in values.items()]
     return f"{out.to_markdown(index=False, disable_numparse=True)}\n\n*{table.caption}*"
