@@ -177,6 +177,7 @@ def test_alpha_table_against_published(results):
     assert [float(r[2]) for r in qwen] == [round(searched[r[1]], 2) for r in qwen]
     assert [float(r[3]) for r in qwen] == [0.9, 0.3, 0.3, 0.2]
     assert [r[3] for r in rows[5:]] == ["--"] * 3  # tiny: nothing published
+    assert "TINY MODEL (tiny)" in (results / "tables" / "alphas.tex").read_text()
 
 
 def test_figures_are_written(results):

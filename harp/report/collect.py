@@ -12,8 +12,8 @@ The frame is what tables, figures, the report page and the notebook read; it is 
 - `speed`: one row of a speed.csv (its own columns: `variant`, `phase`, `seq_len`, `median_s`, ...).
 
 Every row has `experiment` ("main" for `results/`, the ablation's name for `results/ablations/<name>/`),
-`model`, `method`, and, where the method's plan.json (or ppl.json) is there, `model_id`,
-`pruning_ratio` and `kv_cache_reduction`.
+`model`, `method`, `tiny_model` (true on every row of a model built here), and, where the method's
+plan.json (or ppl.json) is there, `model_id`, `pruning_ratio` and `kv_cache_reduction`.
 """
 from __future__ import annotations
 
@@ -137,7 +137,10 @@ def collect(results_dir: str | Path, conf_dir: str | Path | None = "conf") -> pd
             rows += _method_rows(experiment, model, method_dir)
             if method_dir.name == "harp":
                 rows += _alpha_rows(experiment, model, method_dir, conf_dir)
-    return pd.DataFrame(rows).reindex(columns=COLUMNS + SPEED_COLUMNS)
+    frame = pd.DataFrame(rows).reindex(columns=COLUMNS + SPEED_COLUMNS)
+    # the tiny flag is a property of the model: put it on its alpha/search/speed rows too (captions, figure titles)
+    tiny = frame.tiny_model.fillna(False).astype(bool).groupby(frame.model).transform("any")
+    return frame.assign(tiny_model=tiny)
 
 
 def write_results(frame: pd.DataFrame, path: str | Path) -> None:

@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 
 from harp.io import atomic_path
 from harp.report.collect import MAIN
-from harp.report.tables import GROUPS, flags
+from harp.report.tables import GROUPS, bool_column, flags
 
 NO_RESCALE = "no_rescale"  # the ablation experiment that fixes alpha = 1
 
@@ -83,7 +83,7 @@ def alphas(results: pd.DataFrame) -> Figure | None:
         ax.set_xticks(r.layer.astype(int))
         ax.set_xlabel("pruned layer (0-based)")
         ax.set_ylabel("alpha")
-        ax.set_title(model)
+        _title(ax, model, rows)
         ax.legend(fontsize=7)
     return fig
 
@@ -116,7 +116,7 @@ def speed(results: pd.DataFrame) -> Figure | None:
             twin.plot(t.index, gain, "s--", color="gray")
             twin.set_ylim(min(0.0, 1.2 * gain.min()), max(1.0, 1.2 * gain.max()))
             twin.set_ylabel("speedup (%)", color="gray")
-    if rows.random_weights.fillna(False).astype(bool).any():
+    if bool_column(rows, "random_weights").any():
         fig.suptitle("random weights: timings only", fontsize=8, color="firebrick")
     return fig
 
@@ -139,7 +139,7 @@ def search_trace(results: pd.DataFrame) -> Figure | None:
             ax.set_yscale("log")
         ax.set_xlabel("alpha")
         ax.set_ylabel("calibration perplexity")
-        ax.set_title(f"{model}: greedy search (star = chosen)", fontsize=9)
+        _title(ax, model, rows, ": greedy search (star = chosen)")
         ax.legend(fontsize=6)
     return fig
 

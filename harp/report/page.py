@@ -11,7 +11,7 @@ import pandas as pd
 
 from harp.io import atomic_path
 from harp.report.figures import FIGURES
-from harp.report.tables import Table, caveats, flags, to_markdown
+from harp.report.tables import Table, bool_column, caveats, flags, to_markdown
 
 LIBRARIES = ("harp", "torch", "transformers", "lm_eval", "datasets", "pandas", "matplotlib", "wandb")
 
@@ -47,7 +47,7 @@ def _models(results: pd.DataFrame) -> pd.DataFrame:
                 else "mixed real/fixture") if len(evals) else "--"
         limits = evals.limit.dropna()
         lines.append({"model": model, "model id": ids.iloc[0] if len(ids) else "--",
-                      "tiny": "yes" if rows.tiny_model.fillna(False).astype(bool).any() else "no",
+                      "tiny": "yes" if bool_column(rows, "tiny_model").any() else "no",
                       "data": data,
                       "limit": int(limits.max()) if len(limits) else "none (complete)" if len(evals) else "--",
                       "methods": ", ".join(sorted(set(rows.method.dropna()))),

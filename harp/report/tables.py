@@ -67,7 +67,7 @@ def latex_escape(text: str) -> str:
 
 def model_label(rows: pd.DataFrame, model: str) -> str:
     """The model's hub id for captions; the tiny model says so."""
-    if rows["tiny_model"].fillna(False).astype(bool).any():
+    if bool_column(rows, "tiny_model").any():
         return f"tiny model ({model}, built here)"
     ids = rows["model_id"].dropna()
     return str(ids.iloc[0]) if len(ids) else model
@@ -75,24 +75,35 @@ def model_label(rows: pd.DataFrame, model: str) -> str:
 
 def caveats(rows: pd.DataFrame) -> str:
     """What a reader must know before trusting the numbers: fixture data, capped evaluations, tiny models."""
+    several = rows.model.nunique() > 1
+
+    def which(mask: pd.Series) -> str:  # name the models when the table mixes several
+        return f" ({', '.join(sorted(set(rows.model[mask])))})" if several else ""
+
+    fixture, tiny, capped = bool_column(rows, "fixture"), bool_column(rows, "tiny_model"), rows["limit"].notna()
     notes = []
-    if rows["fixture"].fillna(False).astype(bool).any():
-        notes.append("FIXTURE DATA: scores come from the small offline fixture datasets; they test the pipeline and "
-                     "are not comparable to the paper.")
-    limits = rows["limit"].dropna()
-    if len(limits):
-        notes.append(f"CAPPED EVALUATION: at most {int(limits.max())} samples per task (lm-eval limit).")
-    if rows["tiny_model"].fillna(False).astype(bool).any():
-        notes.append("TINY MODEL: a small model trained here, not one of the paper's models.")
+    if fixture.any():
+        notes.append(f"FIXTURE DATA{which(fixture)}: scores come from the small offline fixture datasets; they test "
+                     "the pipeline and are not comparable to the paper.")
+    if capped.any():
+        notes.append(f"CAPPED EVALUATION{which(capped)}: at most {int(rows['limit'].max())} samples per task "
+                     "(lm-eval limit).")
+    if tiny.any():
+        notes.append(f"TINY MODEL{which(tiny)}: a small model trained here, not one of the paper's models.")
     return " ".join(notes)
+
+
+def bool_column(rows: pd.DataFrame, column: str) -> pd.Series:
+    """A boolean column of the collected frame (empty cells, e.g. on speed rows, count as False)."""
+    return rows[column].fillna(False).astype(bool)
 
 
 def flags(rows: pd.DataFrame) -> list[str]:
     """Short form of `caveats` for figure titles."""
-    out = ["fixture data"] if rows["fixture"].fillna(False).astype(bool).any() else []
+    out = ["fixture data"] if bool_column(rows, "fixture").any() else []
     if len(limits := rows["limit"].dropna()):
         out.append(f"limit {int(limits.max())}")
-    return out + (["tiny model"] if rows["tiny_model"].fillna(False).astype(bool).any() else [])
+    return out + (["tiny model"] if bool_column(rows, "tiny_model").any() else [])
 
 
 def _dense_rows(frame: pd.DataFrame, label: str) -> list[int]:
@@ -188,12 +199,13 @@ def alpha_table(results: pd.DataFrame) -> Table | None:
                           "Layer": rows.layer.astype(int).to_numpy(),
                           "Searched alpha": rows.alpha.round(2).to_numpy(),
                           "Published alpha": rows.published_alpha.astype(float).round(2).to_numpy()})
-    not_searched = sorted(set(rows.model[~rows.searched.fillna(False).astype(bool)]))
+    not_searched = sorted(set(rows.model[~bool_column(rows, "searched")]))
     caption = ("Alpha per pruned layer (0-based layer index, last layer first): searched by the greedy calibration-"
                "perplexity search against the authors' published values (conf/model/*.yaml; -- where none is "
                "published). Rounded to two decimals."
-               + (f" Not searched (fixed alphas): {', '.join(not_searched)}." if not_searched else ""))
-    return Table("alphas", caption, frame, precision=2)
+               + (f" Not searched (fixed alphas): {', '.join(not_searched)}." if not_searched else "")
+               + f" {caveats(rows)}")
+    return Table("alphas", caption.strip(), frame, precision=2)
 
 
 def build_tables(results: pd.DataFrame) -> list[Table]:
