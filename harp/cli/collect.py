@@ -1,0 +1,29 @@
+"""Collect every result file under `results/` into one tidy table: `python -m harp.cli.collect`.
+
+Writes `<results_dir>/all_results.csv` (columns documented in harp/report/collect.py).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from harp.cli._app import _conf_dir, log, stage
+from harp.config import Config
+from harp.errors import HarpError
+from harp.report.collect import collect, write_results
+
+
+@stage("collect")
+def main(cfg: Config, run) -> None:
+    results_dir = Path(cfg.results_dir)
+    frame = collect(results_dir, conf_dir=_conf_dir())
+    if frame.empty:
+        raise HarpError(f"No result files under {results_dir}; run the pipeline first (snakemake).")
+    write_results(frame, results_dir / "all_results.csv")
+    counts = frame.kind.value_counts().to_dict()
+    log(run, {f"rows/{kind}": n for kind, n in counts.items()})
+    print(f"collected {len(frame)} rows ({', '.join(f'{n} {k}' for k, n in counts.items())}) "
+          f"-> {results_dir / 'all_results.csv'}")
+
+
+if __name__ == "__main__":
+    main()
