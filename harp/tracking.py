@@ -14,8 +14,11 @@ from harp.config import Config
 
 
 @contextmanager
-def tracked_run(cfg: Config, stage: str) -> Iterator[object | None]:
-    """A wandb run for one stage, or None when tracking is disabled."""
+def tracked_run(cfg: Config, stage: str, per_model: bool = True) -> Iterator[object | None]:
+    """A wandb run for one stage, or None when tracking is disabled.
+
+    Per-model stages are grouped by model and named model/method/stage; the others by stage.
+    """
     if not cfg.tracking.enabled or cfg.tracking.mode == "disabled":
         yield None
         return
@@ -26,13 +29,14 @@ def tracked_run(cfg: Config, stage: str) -> Iterator[object | None]:
     run = wandb.init(
         project=cfg.tracking.project,
         entity=cfg.tracking.entity,
-        group=cfg.model.name,
+        group=cfg.model.name if per_model else stage,
         job_type=stage,
-        name=f"{cfg.model.name}/{cfg.method.name}/{stage}" + (f"/{cfg.experiment}" if cfg.experiment else ""),
+        name="/".join(filter(None, [cfg.model.name if per_model else None, cfg.method.name if per_model else None,
+                                    stage, cfg.experiment])),
         config=asdict(cfg),
         dir=cfg.tracking.dir,
         mode=cfg.tracking.mode,
-        tags=[t for t in (cfg.experiment, "tiny" if cfg.model.build else None) if t],
+        tags=[t for t in (cfg.experiment, "tiny" if per_model and cfg.model.build else None) if t],
         reinit="create_new",
     )
     try:

@@ -17,7 +17,7 @@ from harp.io import atomic_path
 from harp.tracking import tracked_run
 
 
-def _conf_dir() -> str:
+def conf_dir() -> str:
     """`conf/` of the checkout we run in (the working directory), else the one beside the package."""
     for candidate in (Path.cwd() / "conf", Path(__file__).resolve().parents[2] / "conf"):
         if (candidate / "config.yaml").exists():
@@ -25,17 +25,21 @@ def _conf_dir() -> str:
     raise SystemExit("error: no conf/config.yaml found; run from the harp checkout.")
 
 
-def stage(name: str) -> Callable:
-    """Turn `fn(cfg, run)` into the Hydra entry point of stage `name`."""
+def stage(name: str, per_model: bool = True) -> Callable:
+    """Turn `fn(cfg, run)` into the Hydra entry point of stage `name`.
+
+    `per_model=False` marks stages over all results (collect, report): their wandb run is not
+    filed under the default model and method.
+    """
     register_configs()
 
     def wrap(fn: Callable[[Config, object], None]) -> Callable[[], None]:
-        @hydra.main(config_path=_conf_dir(), config_name="config", version_base="1.3")
+        @hydra.main(config_path=conf_dir(), config_name="config", version_base="1.3")
         @functools.wraps(fn)
         def main(dcfg: DictConfig) -> None:
             try:
                 cfg = validate(dcfg)
-                with tracked_run(cfg, name) as run:
+                with tracked_run(cfg, name, per_model) as run:
                     fn(cfg, run)
             except HarpError as err:
                 print(f"error: {err}", file=sys.stderr)

@@ -6,16 +6,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harp.cli._app import _conf_dir, log, stage
+from harp.cli._app import conf_dir, log, stage
 from harp.config import Config
 from harp.errors import HarpError
 from harp.report.collect import collect, write_results
 
 
-@stage("collect")
+@stage("collect", per_model=False)
 def main(cfg: Config, run) -> None:
     results_dir = Path(cfg.results_dir)
-    frame = collect(results_dir, conf_dir=_conf_dir())
+    frame = collect(results_dir, conf_dir=conf_dir())
     if frame.empty:
         raise HarpError(f"No result files under {results_dir}; run the pipeline first (snakemake).")
     write_results(frame, results_dir / "all_results.csv")

@@ -16,7 +16,7 @@ from harp.report.page import render, write_page
 from harp.report.tables import build_tables, write_tables
 
 
-@stage("report")
+@stage("report", per_model=False)
 def main(cfg: Config, run) -> None:
     results_dir = Path(cfg.results_dir)
     results = load_results(results_dir / "all_results.csv")
