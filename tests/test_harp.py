@@ -90,6 +90,15 @@ def test_generate_with_and_without_cache_agree_and_pruned_layers_cache_nothing(f
         assert (stored is None or stored.numel() == 0) == (idx in ALPHAS)
 
 
+@pytest.mark.parametrize("alphas", [{0: 0.5, 1: 0.0}, {0: 0.0}])
+def test_pruning_the_layers_the_cache_measures_keeps_generation_exact(family, alphas):
+    """The cache reads its length from layer 0 (and masks from the first layer of each kind)."""
+    model = harp.apply_harp(random_model(family), alphas)
+    prompt = torch.randint(0, 128, (1, 5), generator=torch.Generator().manual_seed(4))
+    with_cache = model.generate(prompt, max_new_tokens=12, do_sample=False, use_cache=True)
+    assert torch.equal(with_cache, model.generate(prompt, max_new_tokens=12, do_sample=False, use_cache=False))
+
+
 def test_alpha_one_keeps_branch_scale_and_zero_removes_norm_for_gemma():
     model = random_model("gemma2")
     harp.apply_harp(model, {5: 1.0, 4: 0.0})

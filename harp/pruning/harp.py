@@ -18,11 +18,28 @@ from harp.errors import HarpError
 from harp.models.adapters import FamilyAdapter, adapter_for, decoder_layers
 
 
+def keep_cache_length(past_key_values, layer_idx: int, hidden_states: torch.Tensor) -> None:
+    """Record the new tokens in the cache if it reads its length from this layer.
+
+    A DynamicCache takes the sequence length from layer 0 and the mask sizes from its first full and
+    first sliding-window layer. When one of those is pruned (bottom-layer ablations), it stores a
+    one-value-per-token placeholder instead of keys and values, so generation keeps its positions;
+    every other pruned layer stores nothing.
+    """
+    if past_key_values is None or not hasattr(past_key_values, "update"):
+        return
+    sliding = list(getattr(past_key_values, "is_sliding", []))
+    if layer_idx != 0 and layer_idx not in {sliding.index(k) for k in (False, True) if k in sliding}:
+        return
+    marker = hidden_states.new_zeros(hidden_states.shape[0], 1, hidden_states.shape[1], 1)
+    past_key_values.update(marker, marker, layer_idx)
+
+
 class ValuePassthrough(nn.Module):
     """Attention whose attention matrix is the identity: `o_proj(repeat_kv(v_proj(x)))`.
 
-    Keeps the HF attention call signature and returns `(output, None)`; it never touches the
-    KV cache, so the layer stores nothing during generation.
+    Keeps the HF attention call signature and returns `(output, None)`; the layer stores no keys
+    or values during generation.
     """
 
     def __init__(self, v_proj: nn.Linear, o_proj: nn.Linear, head_dim: int, num_kv_groups: int, layer_idx: int):
@@ -30,7 +47,8 @@ class ValuePassthrough(nn.Module):
         self.v_proj, self.o_proj = v_proj, o_proj
         self.head_dim, self.num_kv_groups, self.layer_idx = head_dim, num_kv_groups, layer_idx
 
-    def forward(self, hidden_states: torch.Tensor, *args, **kwargs) -> tuple[torch.Tensor, None]:
+    def forward(self, hidden_states: torch.Tensor, *args, past_key_values=None, **kwargs) -> tuple[torch.Tensor, None]:
+        keep_cache_length(past_key_values, self.layer_idx, hidden_states)
         values = self.v_proj(hidden_states)
         if self.num_kv_groups > 1:  # repeat_kv: query head h reads key/value head h // groups
             lead = values.shape[:-1]
@@ -46,7 +64,8 @@ class RemovedAttention(nn.Module):
         super().__init__()
         self.layer_idx = layer_idx
 
-    def forward(self, hidden_states: torch.Tensor, *args, **kwargs) -> tuple[torch.Tensor, None]:
+    def forward(self, hidden_states: torch.Tensor, *args, past_key_values=None, **kwargs) -> tuple[torch.Tensor, None]:
+        keep_cache_length(past_key_values, self.layer_idx, hidden_states)
         return torch.zeros_like(hidden_states), None
 
 
