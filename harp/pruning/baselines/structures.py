@@ -190,7 +190,9 @@ def prune_attention(layer: nn.Module, keep: list[int], bias: torch.Tensor | None
     """
     attn = layer.self_attn
     if not keep:
-        layer.self_attn = ConstantBranch(bias, attn.layer_idx) if bias is not None else RemovedAttention(attn.layer_idx)
+        weight = attn.o_proj.weight
+        layer.self_attn = (RemovedAttention(attn.layer_idx) if bias is None
+                           else ConstantBranch(bias.to(weight.device, weight.dtype), attn.layer_idx))
         return
     n_rep, hd = attn.num_key_value_groups, attn.head_dim
     q_rows, kv_rows = head_rows(keep, n_rep, hd), head_rows(keep, 1, hd)
