@@ -108,6 +108,21 @@ def test_amp_and_attention_drop_follow_their_scores():
     assert all(keep == [] for keep in plan.details["attention"].values())
 
 
+def test_harp_flap_prunes_the_lowest_wifv_channels_of_the_harp_model():
+    harp_model = random_model("llama")
+    get_planner("harp")(inputs(harp_model, "harp", alphas=dict(REFERENCE_ALPHAS)))
+    stats = collect_stats(harp_model, calibration())
+    scores = channel_scores(flap.wifv, standardised=True)(harp_model, stats, ("mlp",))
+    ranked = sorted((s.item(), layer, c) for (_, layer), v in scores.items() for c, s in enumerate(v)
+                    if c != int(v.argmax()))
+    count = round(0.05 * 6 * 96)  # flap_mlp_ratio of the MLP channels
+    pruned, plan, _ = plan_method("harp_flap", "llama")
+    removed = {(int(layer), c) for layer, keep in plan.details["mlp"].items() for c in range(96) if c not in keep}
+    assert removed == {(layer, c) for _, layer, c in ranked[:count]}
+    assert plan.alphas == REFERENCE_ALPHAS and isinstance(decoder_layers(pruned)[5].self_attn, RemovedAttention)
+    assert set(plan.tensors) == {f"layers.{layer}.mlp.down_proj.bias" for layer in plan.details["mlp"]}
+
+
 def test_flap_compensation_lowers_layer_output_error():
     dense = random_model("llama")
     _, plan, _ = plan_method("flap", "llama", model=copy.deepcopy(dense))

@@ -95,13 +95,13 @@ def removal(model: nn.Module, chosen: list[Unit], stats: list[LayerStats] | None
     removed: dict[tuple[str, int], set[int]] = {}
     for u in chosen:
         removed.setdefault(("attention" if u.kind == "block" else u.kind, u.layer), set()).add(u.index)
+    blocks = {u.layer for u in chosen if u.kind == "block"}
     details: dict = {"attention": {}, "mlp": {}}
     tensors: dict[str, torch.Tensor] = {}
     for (kind, i), gone in sorted(removed.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         if kind == "attention":
             attn = layers[i].self_attn
-            whole = any(u.kind == "block" and u.layer == i for u in chosen)
-            keep = [] if whole else [g for g in range(num_groups(attn)) if g not in gone]
+            keep = [] if i in blocks else [g for g in range(num_groups(attn)) if g not in gone]
             details["attention"][str(i)] = keep
             if stats is not None:
                 cols = head_rows(sorted(set(range(num_groups(attn))) - set(keep)), attn.num_key_value_groups,
