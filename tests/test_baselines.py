@@ -82,9 +82,10 @@ def test_removes_exactly_the_lowest_scored_groups(module, method):
                     if not (layer == 0 and g == int(v.argmax())))
     expected = {(layer, g) for _, layer, g in ranked[:4]}  # the reference removes 4 groups
     pruned, plan, _ = plan_method(method, "llama", model=copy.deepcopy(dense))
-    removed = {(int(layer), g) for layer, keep in plan.details["attention"].items() for g in range(2) if g not in keep}
+    removed = {(int(layer), g) for layer, gone in plan.details["removed_groups"].items() for g in gone}
     assert removed == expected
-    for layer, keep in plan.details["attention"].items():  # what remains is the dense weights of kept groups
+    for layer, gone in plan.details["removed_groups"].items():  # what remains: dense weights of kept groups
+        keep = [g for g in range(2) if g not in gone]
         if keep:
             rows = torch.cat([torch.arange(g * 32, (g + 1) * 32) for g in keep])
             after, before = decoder_layers(pruned)[int(layer)].self_attn, decoder_layers(dense)[int(layer)].self_attn
@@ -100,12 +101,12 @@ def test_amp_and_attention_drop_follow_their_scores():
     lowest = sorted((v[g].item(), layer, g) for (_, layer), v in heads.items() for g in range(2)
                     if not (layer == 0 and g == int(v.argmax())))[:4]
     assert {(str(layer), g) for _, layer, g in lowest} == {
-        (layer, g) for layer, keep in plan.details["attention"].items() for g in range(2) if g not in keep}
+        (layer, g) for layer, gone in plan.details["removed_groups"].items() for g in gone}
     blocks = attn_drop.block_scores(dense, stats, ("block",))
     least = sorted(blocks, key=lambda k: blocks[k].item())[:2]  # the reference removes 2 whole blocks
     _, plan, _ = plan_method("attn_drop", "llama", model=copy.deepcopy(dense))
-    assert {str(layer) for _, layer in least} == set(plan.details["attention"])
-    assert all(keep == [] for keep in plan.details["attention"].values())
+    assert {str(layer) for _, layer in least} == set(plan.details["removed_groups"])
+    assert all(gone == [0, 1] for gone in plan.details["removed_groups"].values())
 
 
 def test_harp_flap_prunes_the_lowest_wifv_channels_of_the_harp_model():
@@ -117,17 +118,18 @@ def test_harp_flap_prunes_the_lowest_wifv_channels_of_the_harp_model():
                     if c != int(v.argmax()))
     count = round(0.05 * 6 * 96)  # flap_mlp_ratio of the MLP channels
     pruned, plan, _ = plan_method("harp_flap", "llama")
-    removed = {(int(layer), c) for layer, keep in plan.details["mlp"].items() for c in range(96) if c not in keep}
+    removed = {(int(layer), c) for layer, gone in plan.details["removed_channels"].items() for c in gone}
     assert removed == {(layer, c) for _, layer, c in ranked[:count]}
     assert plan.alphas == REFERENCE_ALPHAS and isinstance(decoder_layers(pruned)[5].self_attn, RemovedAttention)
-    assert set(plan.tensors) == {f"layers.{layer}.mlp.down_proj.bias" for layer in plan.details["mlp"]}
+    assert set(plan.tensors) == {f"layers.{layer}.mlp.down_proj.bias" for layer in plan.details["removed_channels"]}
 
 
 def test_flap_compensation_lowers_layer_output_error():
     dense = random_model("llama")
     _, plan, _ = plan_method("flap", "llama", model=copy.deepcopy(dense))
     checked = 0
-    for layer, keep in plan.details["attention"].items():
+    for layer, gone in plan.details["removed_groups"].items():
+        keep = [g for g in range(2) if g not in gone]
         attn = decoder_layers(dense)[int(layer)].self_attn
         captured = []
         handle = attn.o_proj.register_forward_pre_hook(lambda m, args: captured.append(args[0]))
@@ -164,11 +166,11 @@ def test_gqa_group_removal_keeps_shapes_consistent():
 
 def test_layer_zero_keeps_a_group_and_ratio_option_is_matched():
     model, plan, _ = plan_method("wanda_sp", "llama", ratio=11 * 6144 / 184320)  # all groups but one
-    assert len(plan.details["attention"]["0"]) == 1
-    assert all(plan.details["attention"][str(i)] == [] for i in range(1, 6))
+    assert len(plan.details["removed_groups"]["0"]) == 1
+    assert all(plan.details["removed_groups"][str(i)] == [0, 1] for i in range(1, 6))
     _, plan, _ = plan_method("flap", "qwen2", target="attention+mlp", ratio=0.123)
     assert abs(plan.pruning_ratio - 0.123) <= 0.01 * 0.123
-    assert plan.details["mlp"] and plan.details["standardised"]
+    assert plan.details["removed_channels"] and plan.details["standardised"]
 
 
 def test_coarse_budget_is_refused_or_recorded():
@@ -177,3 +179,12 @@ def test_coarse_budget_is_refused_or_recorded():
     assert len(select([Unit("block", 1, 0, 100), Unit("block", 2, 0, 100)], target=160, strict=False)) == 2
     with pytest.raises(HarpError, match="reference budget"):
         get_planner("mag_sp")(inputs(random_model("llama"), "mag_sp"))
+
+
+def test_plans_that_do_not_fit_are_refused():
+    from harp.pruning.baselines.structures import apply_structure
+
+    for details in ({"removed_groups": {"0": [0, 1]}}, {"removed_groups": {"2": [2]}},
+                    {"removed_channels": {"1": [5, 5]}}, {"removed_channels": {"1": list(range(96))}}):
+        with pytest.raises(HarpError, match="plan"):
+            apply_structure(random_model("llama"), details, {})

@@ -1,7 +1,7 @@
 """The one planner flow every baseline shares: statistics -> scores -> ranking -> budget -> removal.
 
 A method module supplies only its scoring rule (`Scores` per (kind, layer)); this module turns it
-into a plan whose `details` list the kept groups/channels per layer and whose `tensors` hold FLAP's
+into a plan whose `details` list the removed groups/channels per layer and whose `tensors` hold FLAP's
 compensation biases, and applies it with `apply_structure`, the same code that re-applies plans.
 """
 from __future__ import annotations
@@ -90,29 +90,28 @@ def _compensation(linear: nn.Linear, removed_cols: torch.Tensor, stats: ChannelS
 
 
 def removal(model: nn.Module, chosen: list[Unit], stats: list[LayerStats] | None) -> tuple[dict, dict]:
-    """Plan `details` (kept indices per layer) and `tensors` (compensation biases when `stats` given)."""
+    """Plan `details` (removed groups / channels per layer) and `tensors` (compensation biases when
+    `stats` given). Removed indices, not kept ones, keep a plan small: MLP ratios are usually low."""
     layers = decoder_layers(model)
-    removed: dict[tuple[str, int], set[int]] = {}
+    groups: dict[int, list[int]] = {}
+    channels: dict[int, list[int]] = {}
     for u in chosen:
-        removed.setdefault(("attention" if u.kind == "block" else u.kind, u.layer), set()).add(u.index)
-    blocks = {u.layer for u in chosen if u.kind == "block"}
-    details: dict = {"attention": {}, "mlp": {}}
-    tensors: dict[str, torch.Tensor] = {}
-    for (kind, i), gone in sorted(removed.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-        if kind == "attention":
-            attn = layers[i].self_attn
-            keep = [] if i in blocks else [g for g in range(num_groups(attn)) if g not in gone]
-            details["attention"][str(i)] = keep
-            if stats is not None:
-                cols = head_rows(sorted(set(range(num_groups(attn))) - set(keep)), attn.num_key_value_groups,
-                                 attn.head_dim)
-                tensors[attention_bias_name(i)] = _compensation(attn.o_proj, cols, stats[i].attn_in)
+        if u.kind == "mlp":
+            channels.setdefault(u.layer, []).append(u.index)
         else:
-            down = layers[i].mlp.down_proj
-            details["mlp"][str(i)] = [c for c in range(down.in_features) if c not in gone]
-            if stats is not None:
-                cols = torch.tensor(sorted(gone), dtype=torch.long)
-                tensors[mlp_bias_name(i)] = _compensation(down, cols, stats[i].mlp_in)
+            whole = range(num_groups(layers[u.layer].self_attn))
+            groups.setdefault(u.layer, []).extend(whole if u.kind == "block" else [u.index])
+    groups, channels = ({k: sorted(v) for k, v in sorted(d.items())} for d in (groups, channels))
+    tensors: dict[str, torch.Tensor] = {}
+    if stats is not None:
+        for i, gone in groups.items():
+            attn = layers[i].self_attn
+            cols = head_rows(gone, attn.num_key_value_groups, attn.head_dim)
+            tensors[attention_bias_name(i)] = _compensation(attn.o_proj, cols, stats[i].attn_in)
+        for i, gone in channels.items():
+            tensors[mlp_bias_name(i)] = _compensation(layers[i].mlp.down_proj, torch.tensor(gone), stats[i].mlp_in)
+    details = {"removed_groups": {str(k): v for k, v in groups.items()},
+               "removed_channels": {str(k): v for k, v in channels.items()}}
     return details, tensors
 
 
@@ -148,7 +147,7 @@ def plan_structured(inp: PruneInputs, name: str, scorer: Callable, *, standardis
     details = result["details"] | {"target": m.target if kinds != ("block",) else "attention-blocks",
                                    "requested_ratio": m.ratio, "standardised": standardise,
                                    "compensated": compensate}
-    layers = sorted({int(k) for k in details["attention"]} | {int(k) for k in details["mlp"]})
+    layers = sorted({int(k) for k in details["removed_groups"]} | {int(k) for k in details["removed_channels"]})
     return describe(name, inp.cfg.model.source, model, before, layers, details=details, tensors=result["tensors"])
 
 

@@ -38,7 +38,7 @@ def plan_harp_flap(inp: PruneInputs) -> Plan:
     result = prune_by_scores(model, scores, round(ratio * mlp_weights(model)), standardise=False,
                              stats_for_compensation=stats, strict=False)
     details = result["details"] | {"mlp_ratio": ratio, "layer_position": m.layer_position, "rescale": m.rescale}
-    layers = sorted(set(inp.alphas) | {int(k) for k in details["mlp"]})
+    layers = sorted(set(inp.alphas) | {int(k) for k in details["removed_channels"]})
     return describe("harp_flap", inp.cfg.model.source, model, before, layers, alphas=inp.alphas,
                     details=details, tensors=result["tensors"])
 

@@ -222,23 +222,29 @@ def mlp_bias_name(layer: int) -> str:
     return f"layers.{layer}.mlp.down_proj.bias"
 
 
+def _kept(removed: list, size: int, what: str, layer: int) -> list[int]:
+    gone = set(removed)
+    if len(gone) != len(removed) or any(not isinstance(r, int) or not 0 <= r < size for r in removed):
+        raise HarpError(f"The plan removes {what} {removed} in layer {layer}, which has {size}; it does not fit this model.")
+    return [i for i in range(size) if i not in gone]
+
+
 def apply_structure(model: nn.Module, details: Mapping, tensors: Mapping[str, torch.Tensor]) -> None:
-    """Remove the structures a plan keeps out: `details["attention"]` / `details["mlp"]` map a layer
-    index (str) to the kept group / channel indices; `tensors` hold replacement output biases."""
+    """Remove what a plan lists: `details["removed_groups"]` / `details["removed_channels"]` map a
+    layer index (str) to key/value groups / MLP channels; `tensors` hold replacement output biases."""
     layers = decoder_layers(model)
-    for key, keep in details.get("attention", {}).items():
+    for key, removed in details.get("removed_groups", {}).items():
         i = int(key)
         attn = layers[i].self_attn
         if not hasattr(attn, "k_proj"):
             raise HarpError(f"Layer {i} has no dense attention left to prune; the plan does not fit this model.")
+        keep = _kept(removed, num_groups(attn), "key/value groups", i)
         if i == 0 and not keep:
             raise HarpError("The plan removes all of layer 0's attention, which the KV cache needs; it is invalid.")
-        if any(not 0 <= g < num_groups(attn) for g in keep):
-            raise HarpError(f"The plan keeps key/value groups {keep} in layer {i}, which has {num_groups(attn)}.")
-        prune_attention(layers[i], sorted(keep), tensors.get(attention_bias_name(i)))
-    for key, keep in details.get("mlp", {}).items():
+        prune_attention(layers[i], keep, tensors.get(attention_bias_name(i)))
+    for key, removed in details.get("removed_channels", {}).items():
         i = int(key)
-        width = layers[i].mlp.down_proj.in_features
-        if not keep or any(not 0 <= c < width for c in keep):
-            raise HarpError(f"The plan keeps MLP channels outside 0..{width - 1} (or none) in layer {i}.")
-        prune_mlp(layers[i], sorted(keep), tensors.get(mlp_bias_name(i)))
+        keep = _kept(removed, layers[i].mlp.down_proj.in_features, "MLP channels", i)
+        if not keep:
+            raise HarpError(f"The plan removes every MLP channel of layer {i}; it is invalid.")
+        prune_mlp(layers[i], keep, tensors.get(mlp_bias_name(i)))
