@@ -188,3 +188,19 @@ def test_plans_that_do_not_fit_are_refused():
                     {"removed_channels": {"1": [5, 5]}}, {"removed_channels": {"1": list(range(96))}}):
         with pytest.raises(HarpError, match="plan"):
             apply_structure(random_model("llama"), details, {})
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_method_configs_validate_and_name_a_registered_method(method):
+    from pathlib import Path
+
+    from hydra import compose, initialize_config_dir
+
+    from harp.config import register_configs, validate
+    from harp.pruning.plan import APPLIERS
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(Path(__file__).parents[1] / "conf"), version_base="1.3"):
+        cfg = validate(compose(config_name="config", overrides=[f"method={method}", "model=tiny"]))
+    assert cfg.method.name == method and get_planner(method) and method in APPLIERS
+    assert "calibration" in cfg.method.needs and ("reference" in cfg.method.needs or method == "harp_flap")
