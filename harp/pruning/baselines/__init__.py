@@ -1,1 +1,23 @@
-"""Structured-pruning baselines, registered as planners on import."""
+"""Structured-pruning baselines, registered as planners and appliers on import.
+
+Methods (one module each, holding only the scoring rule): `mag_sp`, `wanda_sp`, `flap`, `amp`,
+`attn_drop`, and `harp_flap` (HARP followed by FLAP MLP-channel pruning, the authors' release).
+
+Choices shared by all of them:
+- Budget: removed decoder linear weights match HARP's plan (`<model>/harp/plan.json`) within 1%,
+  counted in exact weights per unit (`budget`); `method.ratio` sets a fraction instead. Whole
+  attention blocks (`attn_drop`) are too coarse to always hit 1%: they get as close as whole
+  blocks allow and `details["budget"]` records the gap.
+- GQA: attention is pruned in whole key/value groups, each with the query heads that read it.
+  Dropping a query head alone would leave the KV cache as large; dropping a key/value head alone
+  would orphan its query heads. Whole groups keep `num_key_value_groups`, so stock HF attention
+  runs on the smaller projections (`structures`).
+- Unit scores come from the input channels of o_proj (summed per group) and down_proj; attention
+  and MLP units, which live on different scales, are ranked together only after per-layer
+  standardisation (FLAP standardises channel scores, as its release does).
+- Layer 0 keeps at least one group (the KV cache reads its length there) and `attn_drop` never
+  drops layer 0; every MLP keeps at least one channel.
+- Calibration data are the calibrate stage's (the same as HARP's alpha search): the model's
+  `calibration_source` (C4 for Wanda's setting when set to `c4`, the embedded corpus for `tiny`).
+"""
+from harp.pruning.baselines import amp, attn_drop, flap, harp_flap, mag_sp, wanda_sp  # noqa: F401

@@ -1,0 +1,33 @@
+"""AMP (Attention heads and MLP Pruning): importance by projecting calibration inputs onto weights.
+
+A head's importance is the mean L1 norm of its contribution through o_proj (W_o[:, head] @ x_head),
+summed over the query heads of a key/value group; an MLP neuron's is the mean |activation| at the
+down_proj input. Mixing heads and neurons (the default target) ranks them after standardisation.
+"""
+from __future__ import annotations
+
+from torch import nn
+
+from harp.models.adapters import decoder_layers
+from harp.pruning.baselines.common import Scores, apply_structured_plan, has_dense_attention, per_group, plan_structured
+from harp.pruning.baselines.structures import LayerStats
+from harp.pruning.plan import register_applier
+from harp.pruning.registry import PruneInputs, register_planner
+
+
+def amp_scores(model: nn.Module, stats: list[LayerStats], kinds: tuple[str, ...]) -> Scores:
+    out: Scores = {}
+    for i, layer in enumerate(decoder_layers(model)):
+        if "attention" in kinds and has_dense_attention(layer):
+            out[("attention", i)] = per_group(stats[i].head_l1 / stats[i].attn_in.count, layer.self_attn)
+        if "mlp" in kinds:
+            out[("mlp", i)] = stats[i].mlp_in.mean_abs
+    return out
+
+
+@register_planner("amp")
+def plan_amp(inp: PruneInputs):
+    return plan_structured(inp, "amp", amp_scores, head_contrib=True)
+
+
+register_applier("amp")(apply_structured_plan)

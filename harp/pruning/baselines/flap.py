@@ -1,0 +1,30 @@
+"""FLAP: fluctuation-based structured pruning with bias compensation.
+
+Channel j of o_proj / down_proj scores its weighted input fluctuation (WIFV):
+Var_tokens(X_j) * ||W_:,j||^2. As in FLAP's release, channel scores are standardised within each
+layer and module (mean/std), then averaged per key/value group, so one global threshold ranks all
+layers (and attention against MLP); the calibration mean of the removed
+inputs is folded into the output bias (W[:, removed] @ mean), so the layer's expected output is kept.
+"""
+from __future__ import annotations
+
+import torch
+
+from harp.pruning.baselines.common import apply_structured_plan, channel_scores, plan_structured
+from harp.pruning.baselines.structures import ChannelStats
+from harp.pruning.plan import register_applier
+from harp.pruning.registry import PruneInputs, register_planner
+
+
+def wifv(weight: torch.Tensor, stats: ChannelStats) -> torch.Tensor:
+    return stats.variance * weight.double().pow(2).sum(0).cpu()
+
+
+@register_planner("flap")
+def plan_flap(inp: PruneInputs):
+    plan = plan_structured(inp, "flap", channel_scores(wifv, standardised=True), standardise=False, compensate=True)
+    plan.details["standardised"] = "channels, within each layer and module"
+    return plan
+
+
+register_applier("flap")(apply_structured_plan)

@@ -1,0 +1,25 @@
+"""Mag-sp: structured magnitude pruning; a unit's importance is the L2 norm of its output-projection
+columns (o_proj for a key/value group, down_proj for an MLP channel), no calibration data needed.
+
+The statistics pass still runs (one code path), but the score reads weights only.
+"""
+from __future__ import annotations
+
+import torch
+
+from harp.pruning.baselines.common import apply_structured_plan, channel_scores, plan_structured
+from harp.pruning.baselines.structures import ChannelStats
+from harp.pruning.plan import register_applier
+from harp.pruning.registry import PruneInputs, register_planner
+
+
+def magnitude(weight: torch.Tensor, stats: ChannelStats) -> torch.Tensor:
+    return weight.double().norm(dim=0).cpu()
+
+
+@register_planner("mag_sp")
+def plan_mag_sp(inp: PruneInputs):
+    return plan_structured(inp, "mag_sp", channel_scores(magnitude))
+
+
+register_applier("mag_sp")(apply_structured_plan)
