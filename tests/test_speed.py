@@ -134,3 +134,34 @@ def test_speed_stage_without_plan_is_a_clear_error(tmp_path):
                           text=True, timeout=60)
     assert done.returncode == 2
     assert "plan.json does not exist" in done.stderr and "Traceback" not in done.stderr
+
+
+def _compose(*overrides: str):
+    from hydra import compose, initialize_config_dir
+
+    from harp.config import register_configs, validate
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return validate(compose(config_name="config", overrides=list(overrides)))
+
+
+def test_hydra_builds_paper_architecture_and_published_plan(tmp_path):
+    """`model=gemma2_9b speed=gpu` composes; the architecture block reaches HF (eager attention for
+    Gemma-2's softcapping), and without a plan.json HARP falls back to the published alphas."""
+    from harp.cli.speed import architecture, pruning
+    from harp.eval.speed import random_model as build
+
+    cfg = _compose("model=gemma2_9b", "method=harp", "speed=gpu", f"run_dir={tmp_path}")
+    assert cfg.speed.dtype == "bfloat16" and max(cfg.speed.seq_lens) == 32768
+    config = architecture(cfg)
+    assert (config.head_dim, config.query_pre_attn_scalar, config.sliding_window) == (256, 256, 4096)
+    model = build(config, "bfloat16", "meta", cfg.model.attn_implementation)
+    assert model.config._attn_implementation == "eager"
+    prune, source = pruning(cfg)
+    assert "no " in source and prune is not None
+    prune(model)
+    pruned = [i for i, layer in enumerate(model.model.layers) if not hasattr(layer.self_attn, "q_proj")]
+    assert pruned == list(range(36, 42))
+    dense_prune, _ = pruning(_compose("model=gemma2_9b", "method=dense", f"run_dir={tmp_path}"))
+    assert dense_prune is None

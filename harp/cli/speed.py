@@ -42,8 +42,6 @@ def architecture(cfg: Config):
     if config.num_hidden_layers != cfg.model.num_layers:
         raise HarpError(f"The architecture of {cfg.model.name} has {config.num_hidden_layers} decoder layers but "
                         f"model.num_layers is {cfg.model.num_layers}.")
-    if cfg.model.attn_implementation:
-        config._attn_implementation = cfg.model.attn_implementation
     return config
 
 
@@ -99,7 +97,7 @@ def main(cfg: Config, run) -> None:
         raise HarpError(f"No speed.seq_lens fit {cfg.model.name}'s {limit} positions.")
     if sc.random_weights:
         torch.manual_seed(cfg.seed)
-        model = random_model(config, sc.dtype, device)
+        model = random_model(config, sc.dtype, device, cfg.model.attn_implementation)
     else:
         model, _ = load_model(cfg.model.source, dtype=sc.dtype, device=device,
                               attn_implementation=cfg.model.attn_implementation)

@@ -80,12 +80,13 @@ def bound(flops_original: int, flops_pruned: int) -> float:
 
 
 # --- building and measuring ------------------------------------------------------------------------
-def random_model(config, dtype: str, device: str) -> nn.Module:
+def random_model(config, dtype: str, device: str, attn_implementation: str | None = None) -> nn.Module:
     """A model of `config`'s architecture with random weights, initialised directly on `device`."""
     from transformers import AutoModelForCausalLM
 
+    kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
     with torch.device(device):
-        model = AutoModelForCausalLM.from_config(config, dtype=DTYPES[dtype])
+        model = AutoModelForCausalLM.from_config(config, dtype=DTYPES[dtype], **kwargs)
     return model.eval()
 
 
