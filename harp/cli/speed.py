@@ -18,6 +18,7 @@ from harp.config import Config
 from harp.errors import HarpError
 from harp.eval.speed import benchmark, random_model
 from harp.io import atomic_path
+from harp.models.adapters import ADAPTERS
 from harp.models.loading import DTYPES, load_config, load_model, resolve_device
 from harp.pruning import baselines  # noqa: F401  (registers the baseline appliers)
 from harp.pruning.harp import apply_harp, top_layers
@@ -34,9 +35,11 @@ def architecture(cfg: Config):
     arch = cfg.model.architecture
     if arch is not None:
         kwargs = dict(arch)
-        if "model_type" not in kwargs:
-            raise HarpError(f"model.architecture of {cfg.model.name} has no model_type (llama, mistral, qwen2, gemma2).")
-        config = AutoConfig.for_model(kwargs.pop("model_type"), **kwargs)
+        model_type = kwargs.pop("model_type", None)
+        if model_type not in ADAPTERS:
+            raise HarpError(f"model.architecture of {cfg.model.name} has model_type {model_type!r}; "
+                            f"supported: {', '.join(sorted(ADAPTERS))}.")
+        config = AutoConfig.for_model(model_type, **kwargs)
     else:
         config = load_config(cfg.model.source)
     if config.num_hidden_layers != cfg.model.num_layers:

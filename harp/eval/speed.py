@@ -117,12 +117,17 @@ def _prefill(model: nn.Module, ids: torch.Tensor):
     return model(ids, use_cache=True, logits_to_keep=1)
 
 
-def _decode(model: nn.Module, out, steps: int):
-    """`steps` greedy tokens, one cached forward each, after the prefill output `out`."""
+def _decode(model: nn.Module, out, steps: int, prompt_len: int):
+    """`steps` greedy tokens, one cached forward each, after the prefill output `out`.
+
+    Positions are passed explicitly: HF infers them from layer 0's cache, which is empty when
+    layer 0 is pruned (the bottom-layers ablation).
+    """
     cache = out.past_key_values
-    for _ in range(steps):
+    for step in range(steps):
         token = out.logits[:, -1:].argmax(-1)
-        out = model(token, past_key_values=cache, use_cache=True)
+        position = torch.full_like(token, prompt_len + step)
+        out = model(token, position_ids=position, past_key_values=cache, use_cache=True)
     return out
 
 
@@ -147,7 +152,7 @@ def _run_once(model: nn.Module, ids: torch.Tensor, phase: str, decode_tokens: in
         elapsed, out = _timed(lambda: _prefill(model, ids), device)
     else:
         first = _prefill(model, ids)
-        elapsed, out = _timed(lambda: _decode(model, first, decode_tokens), device)
+        elapsed, out = _timed(lambda: _decode(model, first, decode_tokens, ids.shape[1]), device)
     return elapsed, (torch.cuda.max_memory_allocated() - base) if cuda else None, out
 
 
