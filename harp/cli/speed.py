@@ -85,8 +85,8 @@ def main(cfg: Config, run) -> None:
     sc = cfg.speed
     if sc.dtype not in DTYPES:
         raise HarpError(f"Unknown speed.dtype {sc.dtype!r}; choose one of {', '.join(DTYPES)}.")
-    if not sc.seq_lens or min(sc.seq_lens) < 1 or sc.repeats < 1 or sc.warmup < 0 or sc.decode_tokens < 1:
-        raise HarpError("speed needs seq_lens >= 1, repeats >= 1, warmup >= 0 and decode_tokens >= 1.")
+    if not sc.seq_lens or min(sc.seq_lens) < 1 or min(sc.repeats, sc.decode_tokens, sc.batch_size) < 1 or sc.warmup < 0:
+        raise HarpError("speed needs seq_lens, repeats, decode_tokens and batch_size >= 1, and warmup >= 0.")
     if sc.threads:
         torch.set_num_threads(sc.threads)
     device = resolve_device(sc.device)
