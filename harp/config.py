@@ -31,6 +31,9 @@ class ModelConfig:
     calibration_source: str = "wikitext2"
     perplexity_source: str = "wikitext2"
     max_length: int = 4096  # context window used for evaluation
+    # HF config kwargs of the published checkpoint (model_type, sizes, rope, ...): lets the speed
+    # benchmark build the architecture with random weights, no download; null: read `source`'s config
+    architecture: Optional[dict[str, Any]] = None
 
 
 @dataclass
@@ -85,6 +88,21 @@ class EvalConfig:
 
 
 @dataclass
+class SpeedConfig:
+    """The speed/memory benchmark (the paper's Figure 3): presets in `conf/speed/{cpu,gpu}.yaml`."""
+
+    seq_lens: list[int] = field(default_factory=lambda: [128, 256, 512, 1024, 2048])
+    repeats: int = 3  # timed runs per point; the median is reported
+    warmup: int = 1  # untimed runs per point before the timed ones
+    decode_tokens: int = 16  # greedy tokens generated after a prompt of seq_len
+    batch_size: int = 1
+    dtype: str = "float32"
+    device: str = "cpu"  # cpu | cuda | auto
+    threads: Optional[int] = None  # torch CPU threads; null: torch's default
+    random_weights: bool = True  # true: random weights from the architecture (timing does not depend on them)
+
+
+@dataclass
 class TrackingConfig:
     enabled: bool = True
     project: str = "harp"
@@ -99,6 +117,7 @@ class Config:
     method: MethodConfig = MISSING
     data: DataConfig = field(default_factory=DataConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    speed: SpeedConfig = field(default_factory=SpeedConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     experiment: Optional[str] = None  # name of an ablation override set
     results_dir: str = "results"

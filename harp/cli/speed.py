@@ -1,0 +1,130 @@
+"""Speed and memory, original vs pruned (the paper's Figure 3): `python -m harp.cli.speed method=harp`.
+
+Writes `<run_dir>/<model>/<method>/speed.csv`. The model is built from its architecture with
+random weights (`speed.random_weights=true`, the default): `model.architecture` in
+conf/model/<name>.yaml for the paper models (no download), the checkpoint's config.json otherwise.
+The pruning is `<method_dir>/plan.json`; without one, HARP falls back to `method.alphas` or the
+model's published alphas, so the paper models can be benchmarked on a bare GPU machine:
+    python -m harp.cli.speed model=llama3_1_8b method=harp speed=gpu
+"""
+from __future__ import annotations
+
+import pandas as pd
+import torch
+
+from harp.cli._app import log, save_config, stage
+from harp.cli.search import fixed_alphas
+from harp.config import Config
+from harp.errors import HarpError
+from harp.eval.speed import benchmark, random_model
+from harp.io import atomic_path
+from harp.models.adapters import ADAPTERS
+from harp.models.loading import DTYPES, load_config, load_model, resolve_device
+from harp.pruning import baselines  # noqa: F401  (registers the baseline appliers)
+from harp.pruning.harp import apply_harp, top_layers
+from harp.pruning.plan import PLAN_JSON, apply_plan, load_plan
+
+COLUMNS = ["model", "method", "variant", "phase", "seq_len", "median_s", "tokens_per_s", "speedup", "bound",
+           "peak_mem_bytes", "kv_cache_bytes", "device", "dtype", "random_weights"]
+
+
+def architecture(cfg: Config):
+    """The HF config to build: `model.architecture`, else the config.json of `model.source`."""
+    from transformers import AutoConfig
+
+    arch = cfg.model.architecture
+    if arch is not None:
+        kwargs = dict(arch)
+        model_type = kwargs.pop("model_type", None)
+        if model_type not in ADAPTERS:
+            raise HarpError(f"model.architecture of {cfg.model.name} has model_type {model_type!r}; "
+                            f"supported: {', '.join(sorted(ADAPTERS))}.")
+        config = AutoConfig.for_model(model_type, **kwargs)
+    else:
+        config = load_config(cfg.model.source)
+    if config.num_hidden_layers != cfg.model.num_layers:
+        raise HarpError(f"The architecture of {cfg.model.name} has {config.num_hidden_layers} decoder layers but "
+                        f"model.num_layers is {cfg.model.num_layers}.")
+    return config
+
+
+def pruning(cfg: Config):
+    """`(prune, description)`: what to do to the original model; prune None means nothing (dense)."""
+    plan_path = cfg.method_dir / PLAN_JSON
+    if plan_path.exists():
+        plan = load_plan(plan_path)
+        if plan.method == "dense":
+            return None, f"{plan_path} (dense)"
+        return (lambda model: apply_plan(model, plan)), str(plan_path)
+    if cfg.method.name == "dense":
+        return None, "dense (nothing pruned)"
+    if cfg.method.name == "harp":
+        m = cfg.method
+        layers = top_layers(cfg.model.num_layers, m.num_layers or cfg.model.prune_layers, m.layer_position)
+        alphas = fixed_alphas(cfg, layers)  # method.rescale=false or method.alphas
+        published = cfg.model.published_alphas
+        if alphas is None and published is not None and len(published) == len(layers):
+            alphas = dict(zip(sorted(layers, reverse=True), map(float, published)))
+        if alphas is not None:
+            return (lambda model: apply_harp(model, alphas)), f"alphas {alphas} (no {plan_path})"
+    raise HarpError(f"{plan_path} does not exist; run the prune stage for method={cfg.method.name} first.")
+
+
+def _table(df: pd.DataFrame) -> str:
+    """Original vs pruned per phase and length, with measured speedup, bound and their ratio."""
+    wide = df.pivot_table(index=["phase", "seq_len"], columns="variant", values="median_s")
+    pruned = df[df.variant == "pruned"].set_index(["phase", "seq_len"])
+    wide["speedup_%"] = 100 * pruned["speedup"]
+    wide["bound_%"] = 100 * pruned["bound"]
+    wide["measured/bound"] = (pruned["speedup"] / pruned["bound"]).where(pruned["bound"] > 0)
+    return wide[["original", "pruned", "speedup_%", "bound_%", "measured/bound"]].to_string(float_format="%.3f")
+
+
+@stage("speed")
+def main(cfg: Config, run) -> None:
+    sc = cfg.speed
+    if sc.dtype not in DTYPES:
+        raise HarpError(f"Unknown speed.dtype {sc.dtype!r}; choose one of {', '.join(DTYPES)}.")
+    if not sc.seq_lens or min(sc.seq_lens) < 1 or min(sc.repeats, sc.decode_tokens, sc.batch_size) < 1 or sc.warmup < 0:
+        raise HarpError("speed needs seq_lens, repeats, decode_tokens and batch_size >= 1, and warmup >= 0.")
+    if sc.threads:
+        torch.set_num_threads(sc.threads)
+    device = resolve_device(sc.device)
+    prune, source = pruning(cfg)
+    config = architecture(cfg)
+    limit = getattr(config, "max_position_embeddings", None)
+    seq_lens = [n for n in sc.seq_lens if limit is None or n <= limit]
+    if skipped := sorted(set(sc.seq_lens) - set(seq_lens)):
+        print(f"skipping seq_lens {skipped}: beyond {cfg.model.name}'s {limit} positions")
+    if not seq_lens:
+        raise HarpError(f"No speed.seq_lens fit {cfg.model.name}'s {limit} positions.")
+    if sc.random_weights:
+        torch.manual_seed(cfg.seed)
+        model = random_model(config, sc.dtype, device, cfg.model.attn_implementation)
+    else:
+        model, _ = load_model(cfg.model.source, dtype=sc.dtype, device=device,
+                              attn_implementation=cfg.model.attn_implementation)
+    print(f"{cfg.model.name}/{cfg.method.name} on {device} ({sc.dtype}, "
+          f"{'random' if sc.random_weights else 'checkpoint'} weights), pruning: {source}")
+    rows = benchmark(model, prune, seq_lens, repeats=sc.repeats, warmup=sc.warmup, decode_tokens=sc.decode_tokens,
+                     batch_size=sc.batch_size, device=device,
+                     seed=cfg.seed, progress=(lambda s: print(f"  {s}", flush=True)) if cfg.progress else (lambda _: None))
+    device_name = torch.cuda.get_device_name(device) if device.startswith("cuda") else "cpu"
+    df = pd.DataFrame(rows).assign(model=cfg.model.name, method=cfg.method.name, device=device_name,
+                                   dtype=sc.dtype, random_weights=sc.random_weights)[COLUMNS]
+    out = cfg.method_dir / "speed.csv"
+    with atomic_path(out) as tmp:
+        df.to_csv(tmp, index=False)
+    save_config(cfg, cfg.method_dir, "speed")
+    print(_table(df))
+    print(f"-> {out}")
+    if run is not None:
+        import wandb
+
+        run.log({"speed": wandb.Table(dataframe=df)})
+    for row in df[df.variant == "pruned"].itertuples():
+        log(run, {"seq_len": row.seq_len, f"{row.phase}/speedup": row.speedup, f"{row.phase}/bound": row.bound})
+
+
+if __name__ == "__main__":
+    main()
