@@ -22,7 +22,7 @@ from torch import nn
 
 from harp.errors import HarpError
 from harp.models.adapters import adapter_for, decoder_layers
-from harp.pruning.harp import RemovedAttention
+from harp.pruning.harp import RemovedAttention, keep_cache_length
 
 
 class ConstantBranch(nn.Module):
@@ -33,7 +33,8 @@ class ConstantBranch(nn.Module):
         self.bias = nn.Parameter(bias, requires_grad=False)
         self.layer_idx = layer_idx
 
-    def forward(self, hidden_states: torch.Tensor, *args, **kwargs) -> tuple[torch.Tensor, None]:
+    def forward(self, hidden_states: torch.Tensor, *args, past_key_values=None, **kwargs) -> tuple[torch.Tensor, None]:
+        keep_cache_length(past_key_values, self.layer_idx, hidden_states)
         return self.bias.to(hidden_states.dtype).expand_as(hidden_states), None
 
 
