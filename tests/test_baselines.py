@@ -78,8 +78,7 @@ def test_removes_exactly_the_lowest_scored_groups(module, method):
     stats = collect_stats(dense, calibration())
     rule = {"mag_sp": mag_sp.magnitude, "wanda_sp": wanda_sp.wanda, "flap": flap.wifv}[method]
     scores = channel_scores(rule, standardised=method == "flap")(dense, stats, ("attention",))
-    ranked = sorted((s.item(), layer, g) for (_, layer), v in scores.items() for g, s in enumerate(v)
-                    if not (layer == 0 and g == int(v.argmax())))
+    ranked = sorted((s.item(), layer, g) for (_, layer), v in scores.items() for g, s in enumerate(v))
     expected = {(layer, g) for _, layer, g in ranked[:4]}  # the reference removes 4 groups
     pruned, plan, _ = plan_method(method, "llama", model=copy.deepcopy(dense))
     removed = {(int(layer), g) for layer, gone in plan.details["removed_groups"].items() for g in gone}
@@ -98,8 +97,7 @@ def test_amp_and_attention_drop_follow_their_scores():
     stats = collect_stats(dense, calibration(), head_contrib=True, block_similarity=True)
     heads = amp.amp_scores(dense, stats, ("attention",))
     _, plan, _ = plan_method("amp", "llama", model=copy.deepcopy(dense), target="attention")
-    lowest = sorted((v[g].item(), layer, g) for (_, layer), v in heads.items() for g in range(2)
-                    if not (layer == 0 and g == int(v.argmax())))[:4]
+    lowest = sorted((v[g].item(), layer, g) for (_, layer), v in heads.items() for g in range(2))[:4]
     assert {(str(layer), g) for _, layer, g in lowest} == {
         (layer, g) for layer, gone in plan.details["removed_groups"].items() for g in gone}
     blocks = attn_drop.block_scores(dense, stats, ("block",))
@@ -164,10 +162,12 @@ def test_gqa_group_removal_keeps_shapes_consistent():
     assert out.shape == (1, 12)
 
 
-def test_layer_zero_keeps_a_group_and_ratio_option_is_matched():
-    model, plan, _ = plan_method("wanda_sp", "llama", ratio=11 * 6144 / 184320)  # all groups but one
-    assert len(plan.details["removed_groups"]["0"]) == 1
-    assert all(plan.details["removed_groups"][str(i)] == [0, 1] for i in range(1, 6))
+def test_every_group_can_go_layer_zero_included_and_ratio_option_is_matched():
+    model, plan, _ = plan_method("wanda_sp", "llama", ratio=12 * 6144 / 184320)  # every group of every layer
+    assert all(plan.details["removed_groups"][str(i)] == [0, 1] for i in range(6))
+    prompt = torch.randint(0, 128, (1, 5), generator=torch.Generator().manual_seed(5))
+    assert torch.equal(model.generate(prompt, max_new_tokens=8, do_sample=False),
+                       model.generate(prompt, max_new_tokens=8, do_sample=False, use_cache=False))
     _, plan, _ = plan_method("flap", "qwen2", target="attention+mlp", ratio=0.123)
     assert abs(plan.pruning_ratio - 0.123) <= 0.01 * 0.123
     assert plan.details["removed_channels"] and plan.details["standardised"]
@@ -184,7 +184,7 @@ def test_coarse_budget_is_refused_or_recorded():
 def test_plans_that_do_not_fit_are_refused():
     from harp.pruning.baselines.structures import apply_structure
 
-    for details in ({"removed_groups": {"0": [0, 1]}}, {"removed_groups": {"2": [2]}},
+    for details in ({"removed_groups": {"2": [2]}},
                     {"removed_channels": {"1": [5, 5]}}, {"removed_channels": {"1": list(range(96))}}):
         with pytest.raises(HarpError, match="plan"):
             apply_structure(random_model("llama"), details, {})

@@ -15,8 +15,8 @@ Choices shared by all of them:
 - Unit scores come from the input channels of o_proj (summed per group) and down_proj; attention
   and MLP units, which live on different scales, are ranked together only after per-layer
   standardisation (FLAP standardises channel scores, as its release does).
-- Layer 0 keeps at least one group (the KV cache reads its length there) and `attn_drop` never
-  drops layer 0; every MLP keeps at least one channel.
+- Any layer may lose all its groups (a removed block still keeps the KV cache's length where the
+  cache reads it, see `harp.pruning.harp.keep_cache_length`); every MLP keeps at least one channel.
 - Calibration data are the calibrate stage's (the same as HARP's alpha search): the model's
   `calibration_source` (C4 for Wanda's setting when set to `c4`, the embedded corpus for `tiny`).
 """

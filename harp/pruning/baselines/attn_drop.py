@@ -2,7 +2,7 @@
 
 A whole attention block is redundant when its residual output is nearly its input: importance is
 1 - mean cosine(X, X + branch(X)) over calibration tokens; the least important blocks are removed,
-at any depth (layer 0 excepted: the KV cache reads its length there). Whole blocks are coarse, so
+at any depth. Whole blocks are coarse, so
 the budget is met as closely as whole blocks allow and the gap is recorded in `details["budget"]`.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ from harp.pruning.registry import PruneInputs, register_planner
 
 def block_scores(model: nn.Module, stats: list[LayerStats], kinds: tuple[str, ...]) -> Scores:
     return {("block", i): torch.tensor([1.0 - stats[i].cosine / stats[i].tokens], dtype=torch.float64)
-            for i, layer in enumerate(decoder_layers(model)) if i > 0 and has_dense_attention(layer)}
+            for i, layer in enumerate(decoder_layers(model)) if has_dense_attention(layer)}
 
 
 @register_planner("attn_drop")

@@ -54,15 +54,14 @@ def rank(scores: Mapping[tuple[str, int], torch.Tensor], costs: Mapping[tuple[st
          standardise: bool) -> list[Unit]:
     """All removable units, least important (lowest score) first; ties go to the lower layer/index.
 
-    Protected, hence never listed: the best unit of layer 0's attention (the KV cache reads layer 0)
-    and the best channel of every MLP (an MLP keeps at least one channel).
+    Protected, hence never listed: the best channel of every MLP (an MLP keeps at least one channel).
     """
     entries = []
     for (kind, layer), s in scores.items():
         s = s.double().cpu()
         if standardise:
             s = standardised_within(s)
-        protected = int(torch.argmax(s)) if kind == "mlp" or layer == 0 else -1
+        protected = int(torch.argmax(s)) if kind == "mlp" else -1
         entries += [(v, layer, kind, i) for i, v in enumerate(s.tolist()) if i != protected]
     entries.sort()
     return [Unit(kind, layer, i, costs[(kind, layer)]) for _, layer, kind, i in entries]

@@ -6,7 +6,6 @@ Attention is pruned in whole key/value groups: a group is one key head, one valu
 `view(..., -1, head_dim)`, so a stock attention module runs on the smaller matrices with no other
 change in all four families (nothing at run time reads `config.num_attention_heads`). A layer left
 without groups becomes `RemovedAttention` (or `ConstantBranch` when FLAP compensation leaves a bias).
-Layer 0 always keeps at least one group: `DynamicCache.get_seq_length()` reads layer 0's cache.
 
 MLP channels are intermediate neurons: rows of gate/up and columns of down_proj. Every MLP keeps at
 least one channel. The same `apply_structure` re-applies a plan, so a plan on a fresh model gives the
@@ -240,8 +239,6 @@ def apply_structure(model: nn.Module, details: Mapping, tensors: Mapping[str, to
         if not hasattr(attn, "k_proj"):
             raise HarpError(f"Layer {i} has no dense attention left to prune; the plan does not fit this model.")
         keep = _kept(removed, num_groups(attn), "key/value groups", i)
-        if i == 0 and not keep:
-            raise HarpError("The plan removes all of layer 0's attention, which the KV cache needs; it is invalid.")
         prune_attention(layers[i], keep, tensors.get(attention_bias_name(i)))
     for key, removed in details.get("removed_channels", {}).items():
         i = int(key)
