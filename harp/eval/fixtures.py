@@ -14,6 +14,7 @@ Everything is deterministic: a fixed seed per task, and text that ships with the
 from __future__ import annotations
 
 import inspect
+import json
 import random
 import re
 from collections.abc import Callable
@@ -261,8 +262,6 @@ def _installed(rel: str) -> tuple[Path, dict]:
 
 def _write_task(root: Path, final: Path, installed: Path, cfg: dict) -> str:
     """Data files for every split the installed task reads, and a YAML repointing it at their `final` place."""
-    import json
-
     name = cfg["task"]
     rng = random.Random(f"harp-fixture-{name}")
     sents = _sentences()

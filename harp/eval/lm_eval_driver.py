@@ -26,13 +26,11 @@ class WindowedHFLM(HFLM):
     (the LongBench tasks), a longer prompt keeps its first and last halves, decoded back to text,
     exactly as LongBench's reference `pred.py` does, so the instruction at the start and the
     question at the end both survive; stock HFLM would cut the instruction off the left.
-    `gen_cap`, when set, caps every task's `max_gen_toks` (quick runs of a model that never stops early).
     """
 
-    def __init__(self, *args, window: int, gen_cap: int | None = None, **kwargs):
+    def __init__(self, *args, window: int, **kwargs):
         super().__init__(*args, max_length=window, **kwargs)
         self.window = window
-        self.gen_cap = gen_cap
         self.middle_truncate: int | None = None
 
     def tok_batch_encode(self, strings, padding_side="left", left_truncate_len=None, truncation=False):
@@ -49,11 +47,6 @@ class WindowedHFLM(HFLM):
                 + self.tokenizer.decode(ids[-half:], skip_special_tokens=True))
 
     def generate_until(self, requests, disable_tqdm: bool = False):
-        if self.gen_cap:
-            for r in requests:
-                context, kwargs = r.arguments
-                r.arguments = (context, kwargs | {"max_gen_toks": min(kwargs.get("max_gen_toks", self.max_gen_toks),
-                                                                      self.gen_cap)})
         new = max((r.args[1].get("max_gen_toks", self.max_gen_toks) for r in requests), default=0)
         self._max_length = self.window + new
         try:
@@ -89,6 +82,15 @@ def _load(tm, name: str, fixture: bool):
     return loaded["groups"][name] if name in loaded["groups"] else loaded["tasks"][name]
 
 
+def _cap_generation(obj, cap: int, default: int) -> None:
+    """Lower every generation task's `max_gen_toks` to `cap`, in the task config, so the requests (and
+    lm-eval's response cache, keyed on them) carry the capped value."""
+    for task in obj.get_all_tasks() if hasattr(obj, "get_all_tasks") else [obj]:
+        if task.config.output_type == "generate_until":
+            new = min(task.config.generation_kwargs.get("max_gen_toks", default), cap)
+            task.set_config("generation_kwargs", {"max_gen_toks": new}, update=True)
+
+
 def _read(res: dict, name: str, primary: str) -> dict:
     """Metrics, their stderr and sample counts of task (or group) `name` from lm-eval's results."""
     row = res["results"][name]
@@ -119,8 +121,7 @@ def evaluate_tasks(model, tokenizer, tasks: dict[str, int], *, window: int, long
     """
     import lm_eval
 
-    lm = WindowedHFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, window=window,
-                      gen_cap=max_gen_toks)
+    lm = WindowedHFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, window=window)
     tm = task_manager(list(tasks), fixtures_root)
     for name, shots in tasks.items():
         spec = suite_task(name)
@@ -129,6 +130,8 @@ def evaluate_tasks(model, tokenizer, tasks: dict[str, int], *, window: int, long
         lm.window = lm._max_length = longbench_window if longbench else window
         lm.middle_truncate = longbench_window if longbench else None
         obj = _load(tm, name, fixture=fixtures_root is not None)
+        if max_gen_toks:
+            _cap_generation(obj, max_gen_toks, lm.max_gen_toks)
         res = lm_eval.simple_evaluate(model=lm, tasks=[obj], num_fewshot=shots, limit=limit, task_manager=tm,
                                       use_cache=str(cache) if cache else None, log_samples=False,
                                       random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed,
