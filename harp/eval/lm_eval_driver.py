@@ -73,7 +73,7 @@ def _load(tm, name: str, fixture: bool):
     """The task or group object of `name`, its data loaded; a dataset that cannot be had is one sentence."""
     try:
         loaded = tm.load([name])
-    except Exception as err:  # datasets/hub raise many types for "not there"; the message names it
+    except (OSError, ConnectionError) as err:  # what datasets/hub raise for "not there"; the message names it
         if fixture:
             raise
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
