@@ -83,12 +83,14 @@ def _cloze(rng: random.Random, sentence: str) -> tuple[str, str, str]:
 
 
 def _distractors(rng: random.Random, sents: list[str], n: int, length: int, avoid: str) -> list[str]:
-    """Continuations of other sentences, cut to about the same number of words as the true one."""
+    """Endings of other sentences with as many words as the true one, so that no option wins on length or
+    on ending a sentence alone."""
     out: list[str] = []
     while len(out) < n:
         words = rng.choice(sents).split()
-        start = rng.randint(len(words) // 2, len(words) - 2)
-        cand = " ".join(words[start:start + length])
+        if len(words) < length + 2:
+            continue
+        cand = " ".join(words[-length:])
         if cand != avoid and cand not in out:
             out.append(cand)
     return out
