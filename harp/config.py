@@ -79,10 +79,14 @@ class PerplexityConfig:
 class EvalConfig:
     suite: str = "demo"
     tasks: dict[str, int] = field(default_factory=dict)  # lm-eval task -> few-shot count
+    select: Optional[list[str]] = None  # evaluate only these of `tasks` (one Snakemake job per task)
     fixtures: bool = True  # true: offline fixture datasets; false: the real datasets
+    fixtures_dir: str = "${results_dir}/fixtures"  # written by `python -m harp.cli.fixtures`
     limit: Optional[int] = None  # cap on samples per task (null = complete)
     batch_size: str = "1"  # an integer, or "auto" on GPU
-    longbench_max_length: int = "${model.max_length}"  # type: ignore[assignment]
+    longbench_max_length: int = "${model.max_length}"  # type: ignore[assignment]  # middle-truncation window
+    max_gen_toks: Optional[int] = None  # cap on generated tokens per task (null = each task's own)
+    cache: bool = True  # lm-eval's response cache: an interrupted evaluation resumes
     perplexity: PerplexityConfig = field(default_factory=PerplexityConfig)
     options: dict[str, Any] = field(default_factory=dict)
 

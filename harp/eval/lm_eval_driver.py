@@ -1,0 +1,139 @@
+"""Run suite tasks through lm-eval on an already loaded (and pruned) model, one task at a time.
+
+lm-eval does everything task-specific (prompts, few-shot sampling, filters, metrics); this module only
+builds one `HFLM` around the in-memory model, points lm-eval at the fixture or installed task YAMLs,
+sets each task's few-shot count and context window, and reads back the task's metrics.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from lm_eval.models.huggingface import HFLM
+
+from harp.errors import HarpError
+from harp.eval import fixtures
+from harp.eval.tasks import LONGBENCH, suite_task
+
+
+class WindowedHFLM(HFLM):
+    """HFLM with a prompt window, and LongBench's middle truncation for generation prompts.
+
+    Prompts are cut to `window` tokens and the task's own `max_gen_toks` are generated on top of
+    them (stock HFLM takes the new tokens out of `max_length`, which rejects tasks asking for more
+    new tokens than the window, e.g. bbh's 1024 on a 512-token model). With `middle_truncate` set
+    (the LongBench tasks), a longer prompt keeps its first and last halves, decoded back to text,
+    exactly as LongBench's reference `pred.py` does, so the instruction at the start and the
+    question at the end both survive; stock HFLM would cut the instruction off the left.
+    """
+
+    def __init__(self, *args, window: int, **kwargs):
+        super().__init__(*args, max_length=window, **kwargs)
+        self.window = window
+        self.middle_truncate: int | None = None
+
+    def tok_batch_encode(self, strings, padding_side="left", left_truncate_len=None, truncation=False):
+        if self.middle_truncate:
+            strings = [self._truncate_middle(s, self.middle_truncate) for s in strings]
+        return super().tok_batch_encode(strings, padding_side, left_truncate_len, truncation)
+
+    def _truncate_middle(self, text: str, n: int) -> str:
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        if len(ids) <= n:
+            return text
+        half = n // 2
+        return (self.tokenizer.decode(ids[:half], skip_special_tokens=True)
+                + self.tokenizer.decode(ids[-half:], skip_special_tokens=True))
+
+    def generate_until(self, requests, disable_tqdm: bool = False):
+        new = max((r.args[1].get("max_gen_toks", self.max_gen_toks) for r in requests), default=0)
+        self._max_length = self.window + new
+        try:
+            return super().generate_until(requests, disable_tqdm)
+        finally:
+            self._max_length = self.window
+
+
+def task_manager(tasks: list[str], fixtures_root: str | Path | None):
+    """A TaskManager indexing only what `tasks` need: the fixture YAMLs, or the installed task folders.
+
+    Indexing all of lm-eval's ~15k task names takes about 10 s; the few folders we need take well under one.
+    """
+    from lm_eval.tasks import TaskManager
+
+    if fixtures_root is not None:
+        return TaskManager(include_defaults=False, include_path=str(fixtures.fixture_tasks_dir(fixtures_root, tasks)))
+    root = fixtures.lm_eval_tasks_dir()
+    dirs = {str((root / (fixtures.GROUPS[t][0] if t in fixtures.GROUPS else fixtures.SINGLE[t])).parent) for t in tasks}
+    return TaskManager(include_defaults=False, include_path=sorted(dirs))
+
+
+def _load(tm, name: str, fixture: bool):
+    """The task or group object of `name`, its data loaded; a dataset that cannot be had is one sentence."""
+    try:
+        loaded = tm.load([name])
+    except (OSError, ConnectionError) as err:  # what datasets/hub raise for "not there"; the message names it
+        if fixture:
+            raise
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise HarpError(f"The real dataset of task {name} could not be loaded ({first[:200]}); run once online to "
+                        "cache it, or set eval.fixtures=true for the offline fixtures.") from None
+    return loaded["groups"][name] if name in loaded["groups"] else loaded["tasks"][name]
+
+
+def _cap_generation(obj, cap: int, default: int) -> None:
+    """Lower every generation task's `max_gen_toks` to `cap`, in the task config, so the requests (and
+    lm-eval's response cache, keyed on them) carry the capped value."""
+    for task in obj.get_all_tasks() if hasattr(obj, "get_all_tasks") else [obj]:
+        if task.config.output_type == "generate_until":
+            new = min(task.config.generation_kwargs.get("max_gen_toks", default), cap)
+            task.set_config("generation_kwargs", {"max_gen_toks": new}, update=True)
+
+
+def _read(res: dict, name: str, primary: str) -> dict:
+    """Metrics, their stderr and sample counts of task (or group) `name` from lm-eval's results."""
+    row = res["results"][name]
+    metrics = {k: v for k, v in row.items() if "," in k and "_stderr," not in k and isinstance(v, (int, float))}
+    stderr = {}
+    for k in metrics:
+        metric, _, filt = k.partition(",")
+        value = row.get(f"{metric}_stderr,{filt}")
+        stderr[k] = value if isinstance(value, (int, float)) else None
+    if primary not in metrics:
+        raise HarpError(f"lm-eval reported no {primary} for {name} (it reported {', '.join(metrics) or 'nothing'}).")
+    leaves = res.get("group_subtasks", {}).get(name) or [name]
+    n_samples = sum(res["n-samples"][t]["effective"] for t in leaves)
+    shots = {res["n-shot"][t] for t in leaves if t in res["n-shot"]}
+    return {"metrics": metrics, "stderr": stderr, "primary_metric": primary, "score": metrics[primary],
+            "n_samples": n_samples, "num_fewshot": max(shots) if shots else None}
+
+
+def evaluate_tasks(model, tokenizer, tasks: dict[str, int], *, window: int, longbench_window: int,
+                   batch_size: str = "1", limit: int | None = None, fixtures_root: str | Path | None = None,
+                   cache: str | Path | None = None, max_gen_toks: int | None = None,
+                   seed: int = 0) -> Iterator[tuple[str, dict]]:
+    """Evaluate `model` on `tasks` (name -> few-shot count), yielding `(name, result)` as each task finishes.
+
+    `fixtures_root`: the offline fixtures written by `harp.cli.fixtures` (None: the real datasets).
+    `cache`: file prefix of lm-eval's response cache; a rerun after an interruption skips the
+    model calls already answered. `max_gen_toks`: cap on new tokens (None: each task's own).
+    """
+    import lm_eval
+
+    lm = WindowedHFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, window=window)
+    tm = task_manager(list(tasks), fixtures_root)
+    for name, shots in tasks.items():
+        spec = suite_task(name)
+        start = time.perf_counter()
+        longbench = spec.group == LONGBENCH
+        lm.window = lm._max_length = longbench_window if longbench else window
+        lm.middle_truncate = longbench_window if longbench else None
+        obj = _load(tm, name, fixture=fixtures_root is not None)
+        if max_gen_toks:
+            _cap_generation(obj, max_gen_toks, lm.max_gen_toks)
+        res = lm_eval.simple_evaluate(model=lm, tasks=[obj], num_fewshot=shots, limit=limit, task_manager=tm,
+                                      use_cache=str(cache) if cache else None, log_samples=False,
+                                      random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed,
+                                      fewshot_random_seed=seed, bootstrap_iters=1000, verbosity="WARNING")
+        yield name, _read(res, name, spec.primary_metric) | {"seconds": round(time.perf_counter() - start, 2)}
