@@ -48,6 +48,6 @@ def tiny_model_dir(tmp_path_factory):
     from harp.models.tiny import TinyConfig, build_tiny
 
     out = tmp_path_factory.mktemp("tiny") / "model"
-    build_tiny(out, TinyConfig(steps=40, seq_len=128, batch_size=8, hidden_size=96, intermediate_size=256,
+    build_tiny(out, TinyConfig(steps=40, seq_len=128, short_seq_len=64, tokens_per_step=1024, hidden_size=96, intermediate_size=256,
                                num_heads=4), progress=False)
     return out

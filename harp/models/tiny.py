@@ -32,8 +32,10 @@ class TinyConfig:
     num_heads: int = 6
     num_kv_heads: int = 2
     max_position_embeddings: int = 2048
-    seq_len: int = 512  # the context the model is trained for (conf/model/tiny.yaml max_length)
-    batch_size: int = 4
+    seq_len: int = 512  # the context it is trained for (conf/model/tiny.yaml max_length)
+    short_seq_len: int = 128  # most steps use short windows (cheaper); every `long_every`-th the full one
+    long_every: int = 4
+    tokens_per_step: int = 2048
     steps: int = 300
     lr: float = 3e-3
     warmup: int = 20
@@ -119,9 +121,10 @@ def build_tiny(out_dir: str | Path, cfg: TinyConfig | None = None, progress: boo
     start = time.time()
     model.train()
     bar = tqdm(range(cfg.steps), desc="training tiny model", disable=not progress)
-    for _ in bar:
-        offsets = torch.randint(0, len(train) - cfg.seq_len - 1, (cfg.batch_size,), generator=gen)
-        batch = torch.stack([train[o : o + cfg.seq_len] for o in offsets.tolist()])
+    for step in bar:
+        length = cfg.seq_len if step % cfg.long_every == cfg.long_every - 1 else cfg.short_seq_len
+        offsets = torch.randint(0, len(train) - length - 1, (cfg.tokens_per_step // length,), generator=gen)
+        batch = torch.stack([train[o : o + length] for o in offsets.tolist()])
         loss = model(batch, labels=batch).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
