@@ -16,7 +16,7 @@ install: $(VENV)/.installed
 
 ## demo: the embedded default end to end (tiny model, fixtures, HARP and baselines, tables and figures)
 demo: install
-	$(VENV)/bin/snakemake --cores $(CORES) --profile workflow/profiles/local
+	$(VENV)/bin/snakemake --cores $(CORES) --workflow-profile workflow/profiles/local
 
 ## test: the test suite
 test: install

@@ -1,0 +1,223 @@
+"""The Snakemake pipeline's plan: which stage runs for which experiment, model and method, and where it writes.
+
+The Snakefile stays declarative: everything it needs is computed here from the workflow config
+(`workflow/config.yaml`, checked against `workflow/schemas/config.schema.yaml`) and the Hydra configs
+under `conf/`, composed without touching any weights, so a dry run of the paper suite needs no download.
+Each stage job is then `python -m harp.cli.<stage>` with the same Hydra overrides the plan composed.
+"""
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from harp.config import Config, register_configs, validate
+from harp.errors import HarpError
+from harp.eval.tasks import suite_task
+from harp.pruning.harp import top_layers
+from harp.pruning.plan import PLAN_JSON
+
+MAIN = "main"  # the experiment name of the main run (results/<model>/...); ablations live in results/ablations/<name>
+EVAL_JOBS = ("task", "group", "all")  # one evaluation job per task, per task group, or per model and method
+
+
+@dataclass(frozen=True)
+class Run:
+    """One (experiment, model, method) of the pipeline and the stage config composed for it."""
+
+    experiment: str
+    model: str
+    method: str
+    cfg: Config
+    overrides: tuple[str, ...]
+
+    @property
+    def method_dir(self) -> str:
+        return str(self.cfg.method_dir)
+
+    @property
+    def model_dir(self) -> str:
+        return str(self.cfg.model_dir)
+
+
+def _choices(conf_dir: Path, group: str) -> list[str]:
+    return sorted(p.stem for p in (conf_dir / group).glob("*.yaml"))
+
+
+def _check_names(conf_dir: Path, group: str, names: list[str], what: str) -> None:
+    """Every name must be a file of `conf/<group>/`; a typo gets the closest match."""
+    known = _choices(conf_dir, group)
+    for name in names:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise HarpError(f"Unknown {what} {name!r} in the workflow config; known: {', '.join(known)}.{hint}")
+
+
+def compose(conf_dir: Path, overrides: list[str]) -> Config:
+    """The validated stage config for these Hydra overrides, exactly as `python -m harp.cli.<stage>` sees it."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    register_configs()
+    try:
+        with initialize_config_dir(config_dir=str(conf_dir.resolve()), version_base="1.3"):
+            return validate(hydra_compose(config_name="config", overrides=overrides))
+    except (HydraException, OmegaConfBaseException) as err:
+        raise HarpError(f"Hydra could not compose {' '.join(overrides)}: {str(err).splitlines()[0]}") from None
+
+
+class Pipeline:
+    """What `snakemake` builds for one workflow config: the runs, their files and each job's overrides."""
+
+    def __init__(self, wf: dict, conf_dir: str | Path = "conf"):
+        self.conf_dir = Path(conf_dir)
+        suites = wf["suites"]
+        if wf["suite"] not in suites:
+            raise HarpError(f"Unknown suite {wf['suite']!r}; the workflow config defines {', '.join(suites)}.")
+        suite = suites[wf["suite"]]
+        pick = lambda key: wf.get(key) if wf.get(key) is not None else suite.get(key)  # noqa: E731  top level wins
+        self.models: list[str] = list(pick("models"))
+        self.methods: list[str] = list(pick("methods"))
+        self.speed_methods: list[str] = list(pick("speed_methods") or [])  # timed where the main run has them
+        self.ablation_methods: list[str] = list(pick("ablation_methods") or ["harp"])
+        self.eval_jobs: str = pick("eval_jobs") or "task"
+        only = wf.get("experiment")
+        experiments = [only] if only else list(pick("experiments") or [])
+        self.results_dir = str(wf.get("results_dir") or "results")
+        self.resources: dict = wf.get("resources") or {}
+        self.common = (f"eval={pick('eval')}", f"speed={pick('speed') or 'cpu'}", f"tracking={wf.get('tracking') or 'offline'}",
+                       f"results_dir={self.results_dir}", *map(str, wf.get("overrides") or []))
+        self._check(experiments, pick("eval"), pick("speed"), wf.get("tracking") or "offline")
+
+        # ablations rerun HARP (and whatever it needs) with their overrides; the main run is skipped with experiment=X
+        plan = ([] if only else [(MAIN, m) for m in self.methods]) + [(e, m) for e in experiments for m in self.ablation_methods]
+        self.runs: dict[tuple[str, str, str], Run] = {}
+        for model in self.models:
+            for experiment, method in plan:
+                for needed in self._with_needs(model, experiment, method):
+                    self._add(model, experiment, needed)
+        self.experiments = [MAIN] * (not only) + experiments
+        first = next(iter(self.runs.values()))
+        self.tasks: list[str] = list(first.cfg.eval.tasks)
+        for task in self.tasks:
+            suite_task(task)
+        self.fixtures_dir = first.cfg.eval.fixtures_dir if first.cfg.eval.fixtures else None
+        self._check_paths()
+
+    # --- construction -------------------------------------------------------------------------------------------
+    def _check(self, experiments: list[str], eval_name: str, speed: str | None, tracking: str) -> None:
+        _check_names(self.conf_dir, "model", self.models, "model")
+        _check_names(self.conf_dir, "method", self.methods + self.speed_methods + self.ablation_methods, "method")
+        _check_names(self.conf_dir, "experiment", experiments, "experiment")
+        _check_names(self.conf_dir, "eval", [eval_name], "eval preset")
+        _check_names(self.conf_dir, "speed", [speed] if speed else [], "speed preset")
+        _check_names(self.conf_dir, "tracking", [tracking], "tracking mode")
+        if self.eval_jobs not in EVAL_JOBS:
+            raise HarpError(f"eval_jobs is {self.eval_jobs!r}; choose one of {', '.join(EVAL_JOBS)}.")
+
+    def _add(self, model: str, experiment: str, method: str) -> Run:
+        key = (experiment, model, method)
+        if key not in self.runs:
+            overrides = (f"model={model}", f"method={method}", *self.common)
+            if experiment != MAIN:
+                overrides += (f"experiment={experiment}",)
+            cfg = compose(self.conf_dir, list(overrides))
+            if method.startswith("harp"):  # an impossible L or layer position fails now, before any job starts
+                top_layers(cfg.model.num_layers, cfg.method.num_layers or cfg.model.prune_layers, cfg.method.layer_position)
+            self.runs[key] = Run(experiment, model, method, cfg, overrides)
+        return self.runs[key]
+
+    def _with_needs(self, model: str, experiment: str, method: str) -> list[str]:
+        """`method` and, first, HARP when `method` reads its alphas or its plan (the baselines' budget)."""
+        needs = set(self._add(model, experiment, method).cfg.method.needs)
+        return (["harp"] if needs & {"reference", "alphas"} and method != "harp" else []) + [method]
+
+    def _check_paths(self) -> None:
+        """An ablation must write under results/ablations/<name>/, never over the main run."""
+        for run in self.runs.values():
+            expected = self.run_dir(run.experiment)
+            if str(run.cfg.run_dir) != expected:
+                raise HarpError(f"conf/experiment/{run.experiment}.yaml must set run_dir to ${{results_dir}}/ablations/"
+                                f"{run.experiment} (it resolves to {run.cfg.run_dir}).")
+
+    # --- paths --------------------------------------------------------------------------------------------------
+    def run_dir(self, experiment: str) -> str:
+        return self.results_dir if experiment == MAIN else f"{self.results_dir}/ablations/{experiment}"
+
+    def experiment_of(self, run_dir: str) -> str:
+        return next(e for e in self.experiments_with_runs() if self.run_dir(e) == run_dir)
+
+    def experiments_with_runs(self) -> list[str]:
+        return sorted({r.experiment for r in self.runs.values()})
+
+    def run(self, run_dir: str, model: str, method: str) -> Run:
+        return self.runs[(self.experiment_of(run_dir), model, method)]
+
+    def model_run(self, run_dir: str, model: str) -> Run:
+        """The run whose config serves the per-model stages (calibrate, search): HARP's, else any."""
+        experiment = self.experiment_of(run_dir)
+        mine = [r for (e, mo, _), r in self.runs.items() if e == experiment and mo == model]
+        return next((r for r in mine if r.method == "harp"), mine[0])
+
+    def wildcard_constraints(self) -> dict[str, str]:
+        alternatives = lambda names: "|".join(re.escape(n) for n in sorted(set(names), key=len, reverse=True))  # noqa: E731
+        return {"run": alternatives(self.run_dir(e) for e in self.experiments_with_runs()),
+                "model": alternatives(self.models), "method": alternatives(m for (_, _, m) in self.runs)}
+
+    # --- what each job reads -----------------------------------------------------------------------------------
+    def model_inputs(self, model: str) -> list[str]:
+        """The model directory when the pipeline builds the model itself (the tiny default), else nothing."""
+        cfg = next(r.cfg for r in self.runs.values() if r.model == model)
+        return [cfg.model.source] if cfg.model.build else []
+
+    def built_models(self) -> dict[str, str]:
+        """model name -> directory, for the models the pipeline builds (`model.build`)."""
+        return {r.model: r.cfg.model.source for r in self.runs.values() if r.cfg.model.build}
+
+    def prune_inputs(self, run_dir: str, model: str, method: str) -> list[str]:
+        run = self.run(run_dir, model, method)
+        needs = set(run.cfg.method.needs)
+        files = {"calibration": f"{run.model_dir}/calib/calibration.pt", "alphas": f"{run.model_dir}/harp/alphas.json",
+                 "reference": f"{run.model_dir}/harp/{PLAN_JSON}"}
+        return self.model_inputs(model) + [files[n] for n in ("calibration", "alphas", "reference") if n in needs]
+
+    def eval_inputs(self, run_dir: str, model: str, method: str) -> list[str]:
+        return [*self.model_inputs(model), f"{run_dir}/{model}/{method}/{PLAN_JSON}",
+                *([self.fixtures_dir] if self.fixtures_dir else [])]
+
+    def overrides(self, run_dir: str, model: str, method: str | None = None) -> str:
+        run = self.run(run_dir, model, method) if method else self.model_run(run_dir, model)
+        return " ".join(run.overrides)
+
+    def eval_shards(self) -> dict[str, list[str]]:
+        """Shard name -> tasks of one evaluation job. Task groups share a process to amortise start-up."""
+        if self.eval_jobs == "task":
+            return {re.sub(r"\W", "_", t): [t] for t in self.tasks}
+        if self.eval_jobs == "all":
+            return {"all": list(self.tasks)}
+        shards: dict[str, list[str]] = {}
+        for task in self.tasks:
+            shards.setdefault(suite_task(task).group, []).append(task)
+        return shards
+
+    # --- what the run produces ---------------------------------------------------------------------------------
+    def targets(self) -> list[str]:
+        """Every per-run output the report is built from."""
+        out = []
+        for run in self.runs.values():
+            d = run.method_dir
+            out += [f"{d}/{PLAN_JSON}", f"{d}/ppl.json", *(f"{d}/eval/{t}.json" for t in self.tasks)]
+            if run.method == "harp":
+                out.append(f"{run.model_dir}/harp/alphas.json")
+            if run.experiment == MAIN and run.method in self.speed_methods:
+                out.append(f"{d}/speed.csv")
+        return out
+
+    def resource(self, model: str, key: str) -> int:
+        """`resources.cpu.<key>` for models built here (the tiny default), `resources.gpu.<key>` for the others."""
+        kind = "cpu" if self.model_inputs(model) else "gpu"
+        return int((self.resources.get(kind) or {}).get(key, 0))

@@ -1,0 +1,13 @@
+# Speed and memory, original vs pruned (Figure 3). Random weights from the architecture: no download.
+# On a CPU it takes every core given to snakemake, so that no other job shares its timings.
+
+rule speed:
+    input: lambda wc: P.model_inputs(wc.model), plan="{run}/{model}/{method}/plan.json"
+    output: "{run}/{model}/{method}/speed.csv"
+    log: "{run}/{model}/{method}/logs/speed.log"
+    params: overrides=lambda wc: P.overrides(wc.run, wc.model, wc.method)
+    threads: lambda wc: workflow.cores if P.model_inputs(wc.model) else resources_for(wc, "threads")
+    resources:
+        gpu=lambda wc: resources_for(wc, "gpu"), mem_mb=lambda wc: resources_for(wc, "mem_mb"),
+        runtime=lambda wc: resources_for(wc, "runtime"),
+    shell: "OMP_NUM_THREADS={threads} {PY} -m harp.cli.speed {params.overrides} > {log} 2>&1"
