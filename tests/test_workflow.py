@@ -175,3 +175,14 @@ def test_ablation_writes_under_its_own_directory_and_leaves_the_main_run(smoke_d
     assert len(list((ablation / "eval").glob("*.json"))) == 2
     assert main.stat().st_mtime_ns == before
     assert "no_rescale" in (smoke_dir / "results/all_results.csv").read_text()
+
+
+@pytest.mark.slow
+def test_slurm_profile_dry_run_asks_one_gpu_per_paper_model_job(tmp_path):
+    proc = snakemake(tmp_path, "--workflow-profile", str(ROOT / "workflow/profiles/slurm"), "-n",
+                     "--default-resources", "slurm_account=acct", "slurm_partition=gpu",
+                     "--config", "suite=paper", "models=[qwen2_7b]", "methods=[dense,harp]", "experiments=[]")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout + proc.stderr
+    search = out[out.index("rule search:"):].split("\nrule ")[0].split("[")[0]  # that job's block alone
+    assert "gpu=1" in search and "slurm_partition=gpu" in search and "mem_mb=64000" in search
