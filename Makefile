@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 CORES ?= 2
 
-.PHONY: demo test install bench clean-results
+.PHONY: demo test install bench
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -17,6 +17,7 @@ install: $(VENV)/.installed
 ## demo: the embedded default end to end (tiny model, fixtures, HARP and baselines, tables and figures)
 demo: install
 	$(VENV)/bin/snakemake --cores $(CORES) --workflow-profile workflow/profiles/local
+	@echo "report: results/report.md (tables in results/tables/, figures in results/figures/)"
 
 ## test: the test suite
 test: install

@@ -31,9 +31,12 @@ LOGS = f"{RESULTS}/logs"
 wildcard_constraints:
     **P.wildcard_constraints(),
 
-# Every stage job asks for the resources of its model's kind (workflow/config.yaml `resources`).
-def resources_for(wildcards, key):
-    return P.resource(wildcards.model, key)
+# A job on a model asks for the resources of the model's kind (workflow/config.yaml `resources`).
+MODEL_RESOURCES = {key: (lambda wc, key=key: P.resource(wc.model, key)) for key in ("gpu", "mem_mb", "runtime")}
+
+
+def model_threads(wildcards):
+    return P.resource(wildcards.model, "threads")
 
 # Every result is requested, not only the report: a result deleted later is recomputed, with the report.
 rule all:

@@ -82,16 +82,18 @@ class Pipeline:
         pick = lambda key: wf.get(key) if wf.get(key) is not None else suite.get(key)  # noqa: E731  top level wins
         self.models: list[str] = list(pick("models"))
         self.methods: list[str] = list(pick("methods"))
-        self.speed_methods: list[str] = list(pick("speed_methods") or [])  # timed where the main run has them
+        # timed where the main run has them; a suite without a speed preset times nothing
+        self.speed_methods: list[str] = list(pick("speed_methods") or []) if pick("speed") else []
         self.ablation_methods: list[str] = list(pick("ablation_methods") or ["harp"])
         self.eval_jobs: str = pick("eval_jobs") or "task"
         only = wf.get("experiment")
         experiments = [only] if only else list(pick("experiments") or [])
         self.results_dir = str(wf.get("results_dir") or "results")
         self.resources: dict = wf.get("resources") or {}
-        self.common = (f"eval={pick('eval')}", f"speed={pick('speed') or 'cpu'}", f"tracking={wf.get('tracking') or 'offline'}",
+        tracking = wf.get("tracking") or "offline"
+        self.common = (f"eval={pick('eval')}", f"speed={pick('speed') or 'cpu'}", f"tracking={tracking}",
                        f"results_dir={self.results_dir}", *map(str, wf.get("overrides") or []))
-        self._check(experiments, pick("eval"), pick("speed"), wf.get("tracking") or "offline")
+        self._check(experiments, pick("eval"), pick("speed"), tracking)
 
         # ablations rerun HARP (and whatever it needs) with their overrides; the main run is skipped with experiment=X
         plan = ([] if only else [(MAIN, m) for m in self.methods]) + [(e, m) for e in experiments for m in self.ablation_methods]
@@ -100,7 +102,8 @@ class Pipeline:
             for experiment, method in plan:
                 for needed in self._with_needs(model, experiment, method):
                     self._add(model, experiment, needed)
-        self.experiments = [MAIN] * (not only) + experiments
+        if not self.runs:
+            raise HarpError("The workflow config selects nothing to run: its models or methods list is empty.")
         first = next(iter(self.runs.values()))
         self.tasks: list[str] = list(first.cfg.eval.tasks)
         for task in self.tasks:
@@ -148,11 +151,11 @@ class Pipeline:
     def run_dir(self, experiment: str) -> str:
         return self.results_dir if experiment == MAIN else f"{self.results_dir}/ablations/{experiment}"
 
-    def experiment_of(self, run_dir: str) -> str:
-        return next(e for e in self.experiments_with_runs() if self.run_dir(e) == run_dir)
-
-    def experiments_with_runs(self) -> list[str]:
+    def experiments(self) -> list[str]:
         return sorted({r.experiment for r in self.runs.values()})
+
+    def experiment_of(self, run_dir: str) -> str:
+        return next(e for e in self.experiments() if self.run_dir(e) == run_dir)
 
     def run(self, run_dir: str, model: str, method: str) -> Run:
         return self.runs[(self.experiment_of(run_dir), model, method)]
@@ -165,7 +168,7 @@ class Pipeline:
 
     def wildcard_constraints(self) -> dict[str, str]:
         alternatives = lambda names: "|".join(re.escape(n) for n in sorted(set(names), key=len, reverse=True))  # noqa: E731
-        return {"run": alternatives(self.run_dir(e) for e in self.experiments_with_runs()),
+        return {"run": alternatives(self.run_dir(e) for e in self.experiments()),
                 "model": alternatives(self.models), "method": alternatives(m for (_, _, m) in self.runs)}
 
     # --- what each job reads -----------------------------------------------------------------------------------

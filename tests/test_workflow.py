@@ -82,6 +82,7 @@ def test_paper_models_need_a_gpu_and_the_tiny_model_does_not():
     ({"experiments": ["no_rescaling"]}, "Did you mean 'no_rescale'?"),
     ({"experiment": "layers_12"}, "Cannot prune 12 layers of a 8-layer model"),
     ({"suite": "papers"}, "Unknown suite 'papers'"),
+    ({"models": []}, "selects nothing to run"),
     ({"overrides": ["+eval.tasks.nq_opn=5"]}, "Unknown evaluation task 'nq_opn'"),
     ({"overrides": ["method.num_layer=3"]}, "num_layer"),
 ])

@@ -6,8 +6,6 @@ rule speed:
     output: "{run}/{model}/{method}/speed.csv"
     log: "{run}/{model}/{method}/logs/speed.log"
     params: overrides=lambda wc: P.overrides(wc.run, wc.model, wc.method)
-    threads: lambda wc: workflow.cores if P.model_inputs(wc.model) else resources_for(wc, "threads")
-    resources:
-        gpu=lambda wc: resources_for(wc, "gpu"), mem_mb=lambda wc: resources_for(wc, "mem_mb"),
-        runtime=lambda wc: resources_for(wc, "runtime"),
+    threads: lambda wc: workflow.cores if P.model_inputs(wc.model) else model_threads(wc)
+    resources: **MODEL_RESOURCES
     shell: "OMP_NUM_THREADS={threads} {PY} -m harp.cli.speed {params.overrides} > {log} 2>&1"

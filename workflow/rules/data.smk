@@ -6,8 +6,8 @@ for _model, _source in P.built_models().items():
         output: directory(_source)
         log: f"{LOGS}/build_{_model}.log"
         threads: workflow.cores
-        params: model=_model
-        shell: "OMP_NUM_THREADS={threads} {PY} -m harp.cli.build_tiny model={params.model} results_dir={RESULTS} > {log} 2>&1"
+        params: overrides=" ".join((f"model={_model}", *P.common))
+        shell: "OMP_NUM_THREADS={threads} {PY} -m harp.cli.build_tiny {params.overrides} > {log} 2>&1"
 
 if P.fixtures_dir:
     rule fixtures:
@@ -21,5 +21,5 @@ rule calibrate:
     output: "{run}/{model}/calib/calibration.pt"
     log: "{run}/{model}/calib/calibrate.log"
     params: overrides=lambda wc: P.overrides(wc.run, wc.model)
-    resources: mem_mb=lambda wc: resources_for(wc, "mem_mb"), runtime=30
+    resources: mem_mb=MODEL_RESOURCES["mem_mb"], runtime=30
     shell: "OMP_NUM_THREADS={threads} {PY} -m harp.cli.calibrate {params.overrides} > {log} 2>&1"

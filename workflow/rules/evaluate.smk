@@ -9,10 +9,8 @@ for _shard, _tasks in P.eval_shards().items():
         params:
             overrides=lambda wc: P.overrides(wc.run, wc.model, wc.method),
             select="eval.select=[{}]".format(",".join(_tasks)),
-        resources:
-            gpu=lambda wc: resources_for(wc, "gpu"), mem_mb=lambda wc: resources_for(wc, "mem_mb"),
-            runtime=lambda wc: resources_for(wc, "runtime"),
-        threads: lambda wc: resources_for(wc, "threads")
+        threads: model_threads
+        resources: **MODEL_RESOURCES
         shell: "OMP_NUM_THREADS={threads} {PY} -m harp.cli.evaluate {params.overrides} '{params.select}' > {log} 2>&1"
 
 rule perplexity:
@@ -20,8 +18,6 @@ rule perplexity:
     output: "{run}/{model}/{method}/ppl.json"
     log: "{run}/{model}/{method}/logs/perplexity.log"
     params: overrides=lambda wc: P.overrides(wc.run, wc.model, wc.method)
-    threads: lambda wc: resources_for(wc, "threads")
-    resources:
-        gpu=lambda wc: resources_for(wc, "gpu"), mem_mb=lambda wc: resources_for(wc, "mem_mb"),
-        runtime=lambda wc: resources_for(wc, "runtime"),
+    threads: model_threads
+    resources: **MODEL_RESOURCES
     shell: "OMP_NUM_THREADS={threads} {PY} -m harp.cli.perplexity {params.overrides} > {log} 2>&1"

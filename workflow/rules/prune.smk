@@ -5,8 +5,6 @@ rule prune:
     output: "{run}/{model}/{method}/plan.json"
     log: "{run}/{model}/{method}/logs/prune.log"
     params: overrides=lambda wc: P.overrides(wc.run, wc.model, wc.method)
-    threads: lambda wc: resources_for(wc, "threads")
-    resources:
-        gpu=lambda wc: resources_for(wc, "gpu"), mem_mb=lambda wc: resources_for(wc, "mem_mb"),
-        runtime=lambda wc: resources_for(wc, "runtime"),
+    threads: model_threads
+    resources: **MODEL_RESOURCES
     shell: "OMP_NUM_THREADS={threads} {PY} -m harp.cli.prune {params.overrides} > {log} 2>&1"

@@ -5,8 +5,6 @@ rule search:
     output: "{run}/{model}/harp/alphas.json"
     log: "{run}/{model}/harp/logs/search.log"
     params: overrides=lambda wc: P.overrides(wc.run, wc.model)
-    threads: lambda wc: resources_for(wc, "threads")
-    resources:
-        gpu=lambda wc: resources_for(wc, "gpu"), mem_mb=lambda wc: resources_for(wc, "mem_mb"),
-        runtime=lambda wc: resources_for(wc, "runtime"),
+    threads: model_threads
+    resources: **MODEL_RESOURCES
     shell: "OMP_NUM_THREADS={threads} {PY} -m harp.cli.search {params.overrides} > {log} 2>&1"
