@@ -14,7 +14,7 @@ from pathlib import Path
 
 from harp.config import Config, register_configs, validate
 from harp.errors import HarpError
-from harp.eval.tasks import suite_task
+from harp.eval.tasks import selected, suite_task
 from harp.pruning.harp import top_layers
 from harp.pruning.plan import PLAN_JSON
 
@@ -105,9 +105,7 @@ class Pipeline:
         if not self.runs:
             raise HarpError("The workflow config selects nothing to run: its models or methods list is empty.")
         first = next(iter(self.runs.values()))
-        self.tasks: list[str] = list(first.cfg.eval.tasks)
-        for task in self.tasks:
-            suite_task(task)
+        self.tasks: list[str] = list(selected(first.cfg.eval.tasks, None))  # every name checked against the suite
         self.fixtures_dir = first.cfg.eval.fixtures_dir if first.cfg.eval.fixtures else None
         self._check_paths()
 
@@ -174,8 +172,8 @@ class Pipeline:
     # --- what each job reads -----------------------------------------------------------------------------------
     def model_inputs(self, model: str) -> list[str]:
         """The model directory when the pipeline builds the model itself (the tiny default), else nothing."""
-        cfg = next(r.cfg for r in self.runs.values() if r.model == model)
-        return [cfg.model.source] if cfg.model.build else []
+        built = self.built_models()
+        return [built[model]] if model in built else []
 
     def built_models(self) -> dict[str, str]:
         """model name -> directory, for the models the pipeline builds (`model.build`)."""
