@@ -12,7 +12,9 @@ from typing import Any, Optional
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from harp import artifacts
 from harp.errors import HarpError
+from harp.layers import pruned_layers
 
 
 @dataclass
@@ -53,10 +55,8 @@ class MethodConfig:
     search: SearchConfig = field(default_factory=SearchConfig)
     ratio: Optional[float] = None  # baselines: fraction to remove; null: match HARP's budget
     target: str = "attention"  # baselines: attention | mlp | attention+mlp
-    mlp_ratio: Optional[float] = None  # HARP+FLAP: null takes the model's flap_mlp_ratio
-    options: dict[str, Any] = field(default_factory=dict)  # method-specific extras
-    # what the prune stage feeds the method (the Snakefile reads it too): calibration, alphas, reference
-    needs: list[str] = field(default_factory=list)
+    mlp_ratio: Optional[float] = None  # HARP+FLAP: fraction of MLP weights removed
+    batch_size: int = 8  # sequences per forward pass over the calibration data
 
 
 @dataclass
@@ -88,7 +88,6 @@ class EvalConfig:
     max_gen_toks: Optional[int] = None  # cap on generated tokens per task (null = each task's own)
     cache: bool = True  # lm-eval's response cache: an interrupted evaluation resumes
     perplexity: PerplexityConfig = field(default_factory=PerplexityConfig)
-    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -123,20 +122,30 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
     speed: SpeedConfig = field(default_factory=SpeedConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
-    experiment: Optional[str] = None  # name of an ablation override set
+    experiment: Optional[str] = None  # the chosen conf/experiment/ override set (set by `validate`, not by hand)
     results_dir: str = "results"
-    run_dir: str = "${results_dir}"  # ablations write under results/ablations/<experiment>
     seed: int = 0
     device: str = "auto"
     progress: bool = True
 
     @property
+    def experiment_dir(self) -> Path:
+        """Where this experiment writes: `results_dir`, or `results_dir/ablations/<experiment>`."""
+        return artifacts.experiment_dir(self.results_dir, self.experiment)
+
+    @property
     def model_dir(self) -> Path:
-        return Path(self.run_dir) / self.model.name
+        return artifacts.model_dir(self.experiment_dir, self.model.name)
 
     @property
     def method_dir(self) -> Path:
-        return self.model_dir / self.method.name
+        return artifacts.method_dir(self.experiment_dir, self.model.name, self.method.name)
+
+    def pruned_layers(self) -> list[int]:
+        """The layers HARP prunes: `method.num_layers` (default: the model's L) at `method.layer_position`."""
+        m = self.method
+        count = self.model.prune_layers if m.num_layers is None else m.num_layers
+        return pruned_layers(self.model.num_layers, count, m.layer_position)
 
 
 def register_configs() -> None:
@@ -146,10 +155,14 @@ def register_configs() -> None:
     ConfigStore.instance().store(name="harp_schema", node=Config)
 
 
-def validate(cfg: DictConfig) -> Config:
-    """Merge a composed config into the schema; unknown keys and bad types become one sentence."""
+def validate(cfg: DictConfig, experiment: str | None = None) -> Config:
+    """Merge a composed config into the schema; unknown keys and bad types become one sentence.
+
+    `experiment` is the conf/experiment/ option Hydra chose (its runtime choice): the experiment's
+    name, from which its folder is derived.
+    """
     try:
-        merged = OmegaConf.merge(OmegaConf.structured(Config), cfg)
+        merged = OmegaConf.merge(OmegaConf.structured(Config), cfg, {"experiment": experiment})
         OmegaConf.resolve(merged)
         return OmegaConf.to_object(merged)  # type: ignore[return-value]
     except OmegaConfBaseException as err:

@@ -20,7 +20,8 @@ from tqdm.auto import tqdm
 
 from harp.errors import HarpError
 from harp.models.adapters import adapter_for, decoder_layers, logits_from_hidden
-from harp.pruning.harp import HarpSlot, top_layers
+from harp.layers import pruned_layers
+from harp.pruning.harp import HarpSlot
 
 DEFAULT_GRID = tuple(round(0.1 * i, 1) for i in range(11))
 
@@ -129,7 +130,7 @@ def search_alphas(
     adapter = adapter_for(model)
     all_layers = decoder_layers(model)
     if layers is None:
-        layers = top_layers(len(all_layers), num_layers)
+        layers = pruned_layers(len(all_layers), num_layers)
     grid = sorted({float(a) for a in (grid if grid is not None else DEFAULT_GRID)}, reverse=True)
     if not grid or any(not 0.0 <= a <= 1.0 for a in grid):
         raise HarpError(f"The alpha grid must be non-empty with values in [0, 1], got {grid}.")

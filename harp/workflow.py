@@ -12,18 +12,17 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from harp import artifacts, methods
+from harp.artifacts import MAIN
 from harp.config import Config, register_configs, validate
 from harp.errors import HarpError
 from harp.eval.tasks import selected, suite_task
-from harp.pruning.harp import top_layers
-from harp.pruning.plan import PLAN_JSON
 
-MAIN = "main"  # the experiment name of the main run (results/<model>/...); ablations live in results/ablations/<name>
-EVAL_JOBS = ("task", "group", "all")  # one evaluation job per task, per task group, or per model and method
+EVAL_JOBS = ("task", "category", "all")  # one evaluation job per task, per task category, or per model and method
 
 
 @dataclass(frozen=True)
-class Run:
+class Variant:
     """One (experiment, model, method) of the pipeline and the stage config composed for it."""
 
     experiment: str
@@ -32,22 +31,14 @@ class Run:
     cfg: Config
     overrides: tuple[str, ...]
 
-    @property
-    def method_dir(self) -> str:
-        return str(self.cfg.method_dir)
 
-    @property
-    def model_dir(self) -> str:
-        return str(self.cfg.model_dir)
+def _choices(conf_dir: Path, folder: str) -> list[str]:
+    return sorted(p.stem for p in (conf_dir / folder).glob("*.yaml"))
 
 
-def _choices(conf_dir: Path, group: str) -> list[str]:
-    return sorted(p.stem for p in (conf_dir / group).glob("*.yaml"))
-
-
-def _check_names(conf_dir: Path, group: str, names: list[str], what: str) -> None:
-    """Every name must be a file of `conf/<group>/`; a typo gets the closest match."""
-    known = _choices(conf_dir, group)
+def _check_names(conf_dir: Path, folder: str, names: list[str], what: str) -> None:
+    """Every name must be a file of `conf/<folder>/`; a typo gets the closest match."""
+    known = _choices(conf_dir, folder)
     for name in names:
         if name not in known:
             close = difflib.get_close_matches(name, known, n=1)
@@ -60,18 +51,23 @@ def compose(conf_dir: Path, overrides: list[str]) -> Config:
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.errors import HydraException
+    from omegaconf import open_dict
     from omegaconf.errors import OmegaConfBaseException
 
     register_configs()
     try:
         with initialize_config_dir(config_dir=str(conf_dir.resolve()), version_base="1.3"):
-            return validate(hydra_compose(config_name="config", overrides=overrides))
+            cfg = hydra_compose(config_name="config", overrides=overrides, return_hydra_config=True)
+        experiment = cfg.hydra.runtime.choices.get("experiment")
+        with open_dict(cfg):
+            del cfg["hydra"]
+        return validate(cfg, experiment=experiment)
     except (HydraException, OmegaConfBaseException) as err:
         raise HarpError(f"Hydra could not compose {' '.join(overrides)}: {str(err).splitlines()[0]}") from None
 
 
 class Pipeline:
-    """What `snakemake` builds for one workflow config: the runs, their files and each job's overrides."""
+    """What `snakemake` builds for one workflow config: the variants, their files and each job's overrides."""
 
     def __init__(self, wf: dict, conf_dir: str | Path = "conf"):
         self.conf_dir = Path(conf_dir)
@@ -97,17 +93,16 @@ class Pipeline:
 
         # ablations rerun HARP (and whatever it needs) with their overrides; the main run is skipped with experiment=X
         plan = ([] if only else [(MAIN, m) for m in self.methods]) + [(e, m) for e in experiments for m in self.ablation_methods]
-        self.runs: dict[tuple[str, str, str], Run] = {}
+        self.variants: dict[tuple[str, str, str], Variant] = {}
         for model in self.models:
             for experiment, method in plan:
                 for needed in self._with_needs(model, experiment, method):
                     self._add(model, experiment, needed)
-        if not self.runs:
+        if not self.variants:
             raise HarpError("The workflow config selects nothing to run: its models or methods list is empty.")
-        first = next(iter(self.runs.values()))
+        first = next(iter(self.variants.values()))
         self.tasks: list[str] = list(selected(first.cfg.eval.tasks, None))  # every name checked against the suite
         self.fixtures_dir = first.cfg.eval.fixtures_dir if first.cfg.eval.fixtures else None
-        self._check_paths()
 
     # --- construction -------------------------------------------------------------------------------------------
     def _check(self, experiments: list[str], eval_name: str, speed: str | None, tracking: str) -> None:
@@ -120,54 +115,46 @@ class Pipeline:
         if self.eval_jobs not in EVAL_JOBS:
             raise HarpError(f"eval_jobs is {self.eval_jobs!r}; choose one of {', '.join(EVAL_JOBS)}.")
 
-    def _add(self, model: str, experiment: str, method: str) -> Run:
+    def _add(self, model: str, experiment: str, method: str) -> Variant:
         key = (experiment, model, method)
-        if key not in self.runs:
+        if key not in self.variants:
             overrides = (f"model={model}", f"method={method}", *self.common)
             if experiment != MAIN:
                 overrides += (f"experiment={experiment}",)
             cfg = compose(self.conf_dir, list(overrides))
             if method.startswith("harp"):  # an impossible L or layer position fails now, before any job starts
-                top_layers(cfg.model.num_layers, cfg.method.num_layers or cfg.model.prune_layers, cfg.method.layer_position)
-            self.runs[key] = Run(experiment, model, method, cfg, overrides)
-        return self.runs[key]
+                cfg.pruned_layers()
+            self.variants[key] = Variant(experiment, model, method, cfg, overrides)
+        return self.variants[key]
 
     def _with_needs(self, model: str, experiment: str, method: str) -> list[str]:
         """`method` and, first, HARP when `method` reads its alphas or its plan (the baselines' budget)."""
-        needs = set(self._add(model, experiment, method).cfg.method.needs)
+        needs = set(methods.get(self._add(model, experiment, method).method).needs)
         return (["harp"] if needs & {"reference", "alphas"} and method != "harp" else []) + [method]
 
-    def _check_paths(self) -> None:
-        """An ablation must write under results/ablations/<name>/, never over the main run."""
-        for run in self.runs.values():
-            expected = self.run_dir(run.experiment)
-            if str(run.cfg.run_dir) != expected:
-                raise HarpError(f"conf/experiment/{run.experiment}.yaml must set run_dir to ${{results_dir}}/ablations/"
-                                f"{run.experiment} (it resolves to {run.cfg.run_dir}).")
-
     # --- paths --------------------------------------------------------------------------------------------------
-    def run_dir(self, experiment: str) -> str:
-        return self.results_dir if experiment == MAIN else f"{self.results_dir}/ablations/{experiment}"
+    def experiment_dir(self, experiment: str) -> str:
+        return str(artifacts.experiment_dir(self.results_dir, experiment))
 
     def experiments(self) -> list[str]:
-        return sorted({r.experiment for r in self.runs.values()})
+        return sorted({v.experiment for v in self.variants.values()})
 
-    def experiment_of(self, run_dir: str) -> str:
-        return next(e for e in self.experiments() if self.run_dir(e) == run_dir)
+    def experiment_of(self, expdir: str) -> str:
+        return next(e for e in self.experiments() if self.experiment_dir(e) == expdir)
 
-    def run(self, run_dir: str, model: str, method: str) -> Run:
-        return self.runs[(self.experiment_of(run_dir), model, method)]
+    def variant(self, expdir: str, model: str, method: str) -> Variant:
+        return self.variants[(self.experiment_of(expdir), model, method)]
 
-    def model_run(self, run_dir: str, model: str) -> Run:
-        """The run whose config serves the per-model stages (calibrate, search): HARP's, else any."""
-        experiment = self.experiment_of(run_dir)
-        mine = [r for (e, mo, _), r in self.runs.items() if e == experiment and mo == model]
-        return next((r for r in mine if r.method == "harp"), mine[0])
+    def model_variant(self, expdir: str, model: str) -> Variant:
+        """The variant whose config serves the per-model stages (calibrate, search): HARP's, else any."""
+        experiment = self.experiment_of(expdir)
+        mine = [v for (e, mo, _), v in self.variants.items() if e == experiment and mo == model]
+        return next((v for v in mine if v.method == artifacts.SEARCHED_METHOD), mine[0])
 
     def wildcard_constraints(self) -> dict[str, str]:
         alternatives = lambda names: "|".join(re.escape(n) for n in sorted(set(names), key=len, reverse=True))  # noqa: E731
-        return {"run": alternatives(self.run_dir(e) for e in self.experiments()),
-                "model": alternatives(self.models), "method": alternatives(m for (_, _, m) in self.runs)}
+        return {"expdir": alternatives(self.experiment_dir(e) for e in self.experiments()),
+                "model": alternatives(self.models), "method": alternatives(m for (_, _, m) in self.variants)}
 
     # --- what each job reads -----------------------------------------------------------------------------------
     def model_inputs(self, model: str) -> list[str]:
@@ -177,46 +164,45 @@ class Pipeline:
 
     def built_models(self) -> dict[str, str]:
         """model name -> directory, for the models the pipeline builds (`model.build`)."""
-        return {r.model: r.cfg.model.source for r in self.runs.values() if r.cfg.model.build}
+        return {v.model: v.cfg.model.source for v in self.variants.values() if v.cfg.model.build}
 
-    def prune_inputs(self, run_dir: str, model: str, method: str) -> list[str]:
-        run = self.run(run_dir, model, method)
-        needs = set(run.cfg.method.needs)
-        files = {"calibration": f"{run.model_dir}/calib/calibration.pt", "alphas": f"{run.model_dir}/harp/alphas.json",
-                 "reference": f"{run.model_dir}/harp/{PLAN_JSON}"}
-        return self.model_inputs(model) + [files[n] for n in ("calibration", "alphas", "reference") if n in needs]
+    def prune_inputs(self, expdir: str, model: str, method: str) -> list[str]:
+        needs = methods.get(method).needs
+        files = {"calibration": artifacts.calibration(expdir, model), "alphas": artifacts.alphas(expdir, model),
+                 "reference": artifacts.plan(artifacts.method_dir(expdir, model, artifacts.SEARCHED_METHOD))}
+        return self.model_inputs(model) + [str(files[n]) for n in methods.NEEDS if n in needs]
 
-    def eval_inputs(self, run_dir: str, model: str, method: str) -> list[str]:
-        return [*self.model_inputs(model), f"{run_dir}/{model}/{method}/{PLAN_JSON}",
+    def eval_inputs(self, expdir: str, model: str, method: str) -> list[str]:
+        return [*self.model_inputs(model), str(artifacts.plan(artifacts.method_dir(expdir, model, method))),
                 *([self.fixtures_dir] if self.fixtures_dir else [])]
 
-    def overrides(self, run_dir: str, model: str, method: str | None = None) -> str:
-        run = self.run(run_dir, model, method) if method else self.model_run(run_dir, model)
-        return " ".join(run.overrides)
+    def overrides(self, expdir: str, model: str, method: str | None = None) -> str:
+        variant = self.variant(expdir, model, method) if method else self.model_variant(expdir, model)
+        return " ".join(variant.overrides)
 
     def eval_shards(self) -> dict[str, list[str]]:
-        """Shard name -> tasks of one evaluation job. Task groups share a process to amortise start-up."""
+        """Shard name -> tasks of one evaluation job. A category's tasks share a process to amortise start-up."""
         if self.eval_jobs == "task":
             return {re.sub(r"\W", "_", t): [t] for t in self.tasks}
         if self.eval_jobs == "all":
             return {"all": list(self.tasks)}
         shards: dict[str, list[str]] = {}
         for task in self.tasks:
-            shards.setdefault(suite_task(task).group, []).append(task)
+            shards.setdefault(suite_task(task).category, []).append(task)
         return shards
 
-    # --- what the run produces ---------------------------------------------------------------------------------
+    # --- what the variants produce ------------------------------------------------------------------------------
     def targets(self) -> list[str]:
-        """Every per-run output the report is built from."""
+        """Every per-variant output the report is built from."""
         out = []
-        for run in self.runs.values():
-            d = run.method_dir
-            out += [f"{d}/{PLAN_JSON}", f"{d}/ppl.json", *(f"{d}/eval/{t}.json" for t in self.tasks)]
-            if run.method == "harp":
-                out.append(f"{run.model_dir}/harp/alphas.json")
-            if run.experiment == MAIN and run.method in self.speed_methods:
-                out.append(f"{d}/speed.csv")
-        return out
+        for v in self.variants.values():
+            d = v.cfg.method_dir
+            out += [artifacts.plan(d), artifacts.perplexity(d), *(artifacts.eval_result(d, t) for t in self.tasks)]
+            if v.method == artifacts.SEARCHED_METHOD:
+                out.append(artifacts.alphas(v.cfg.experiment_dir, v.model))
+            if v.experiment == MAIN and v.method in self.speed_methods:
+                out.append(artifacts.speed(d))
+        return [str(p) for p in out]
 
     def resource(self, model: str, key: str) -> int:
         """`resources.cpu.<key>` for models built here (the tiny default), `resources.gpu.<key>` for the others."""

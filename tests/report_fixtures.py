@@ -5,7 +5,10 @@ import csv
 import random
 from pathlib import Path
 
+import yaml
+
 from harp.io import write_json
+from tests.helpers import ROOT
 
 MODELS = {  # name -> (hub id, decoder layers, pruned layers, tiny)
     "qwen2_7b": ("Qwen/Qwen2-7B", 28, 4, False),
@@ -32,12 +35,12 @@ def _plan(run_dir: Path, model: str, method: str) -> None:
 
 def _evals(run_dir: Path, model: str, method: str, rng: random.Random, experiment: str | None) -> None:
     tiny = MODELS[model][3]
-    for group, tasks in TASKS.items():
+    for category, tasks in TASKS.items():
         for task in tasks:
             score = round(rng.uniform(0.05, 0.95), 6)
-            metric = "exact_match,strict-match" if group == "generation" else "acc,none"
+            metric = "exact_match,strict-match" if category == "generation" else "acc,none"
             write_json(run_dir / model / method / "eval" / f"{task}.json",
-                       {"model": model, "method": method, "task": task, "group": group,
+                       {"model": model, "method": method, "task": task, "category": category,
                         "metrics": {metric: score}, "stderr": {metric: 0.01}, "primary_metric": metric,
                         "score": score, "n_samples": 8 if tiny else 1000, "num_fewshot": 0,
                         "limit": 8 if tiny else None, "fixture": tiny, "tiny_model": tiny, "plan_hash": "abc",
@@ -61,7 +64,8 @@ def _alphas(run_dir: Path, model: str, rng: random.Random) -> None:
         for a in GRID:
             trace.append({"step": step, "layer": layer, "alpha": a, "perplexity": curve[a]})
     harp_dir = run_dir / model / "harp"
-    write_json(harp_dir / "alphas.json", {"layers": layers, "order": "top_down", "grid": GRID, "published": None,
+    published = yaml.safe_load((ROOT / "conf" / "model" / f"{model}.yaml").read_text()).get("published_alphas")
+    write_json(harp_dir / "alphas.json", {"layers": layers, "order": "top_down", "grid": GRID, "published": published,
                                           "searched": True, "alphas": {str(k): v for k, v in alphas.items()},
                                           "dense_perplexity": 9.0, "perplexity": 10.0})
     with (harp_dir / "search.csv").open("w", newline="") as f:

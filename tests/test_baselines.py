@@ -7,18 +7,18 @@ import copy
 import pytest
 import torch
 
-from harp.config import Config, MethodConfig, ModelConfig
+from harp import methods
+from harp.config import MethodConfig
 from harp.errors import HarpError
 from harp.models.adapters import decoder_layers
-from harp.pruning import baselines  # noqa: F401  (registers the methods)
 from harp.pruning.baselines import amp, attn_drop, flap, mag_sp, wanda_sp
-from harp.pruning.baselines.budget import Unit, select
 from harp.pruning.baselines.common import channel_scores
+from harp.pruning.baselines.ranking import Unit, select
 from harp.pruning.baselines.structures import RemovedAttention, collect_stats, prune_attention
+from harp.pruning.budget import target_removed
 from harp.pruning.params import decoder_linear_params
-from harp.pruning.plan import apply_plan, load_plan, save_plan
-from harp.pruning.registry import PruneInputs, get_planner
-from tests.conftest import random_model
+from harp.pruning.plan import PruneInputs, apply_plan, load_plan, save_plan
+from tests.helpers import compose, random_model
 
 METHODS = ("mag_sp", "wanda_sp", "flap", "amp", "attn_drop", "harp_flap")
 REFERENCE_ALPHAS = {5: 0.0, 4: 0.0}  # HARP removes two whole attention blocks: 4 key/value groups
@@ -28,16 +28,20 @@ def calibration(seed: int = 0) -> torch.Tensor:
     return torch.randint(0, 128, (8, 32), generator=torch.Generator().manual_seed(seed))
 
 
-def inputs(model, method: str, family: str = "llama", reference=None, alphas=None, **method_kwargs) -> PruneInputs:
-    cfg = Config(model=ModelConfig(name="random", source="random", family=family, num_layers=6, prune_layers=2,
-                                   flap_mlp_ratio=0.05),
-                 method=MethodConfig(name=method, **method_kwargs))
-    return PruneInputs(model=model, tokenizer=None, cfg=cfg, calibration=calibration(), alphas=alphas,
-                       reference=reference)
+def inputs(model, method: str, reference=None, alphas=None, **method_kwargs) -> PruneInputs:
+    """What the prune stage would feed `method`: the budget resolved from `reference` or `ratio`."""
+    settings = MethodConfig(name=method, **({"mlp_ratio": 0.05} if method == "harp_flap" else {}) | method_kwargs)
+    budget = target_removed(model, settings.ratio, reference) if methods.get(method).budgeted else None
+    return PruneInputs(model=model, source="random", method=settings, calibration=calibration(), alphas=alphas,
+                       target_removed=budget)
+
+
+def make_plan(method: str, inp: PruneInputs):
+    return methods.get(method).planner(inp)
 
 
 def harp_reference(family: str, alphas=REFERENCE_ALPHAS, **overrides):
-    return get_planner("harp")(inputs(random_model(family, **overrides), "harp", family, alphas=alphas))
+    return make_plan("harp", inputs(random_model(family, **overrides), "harp", alphas=alphas))
 
 
 def plan_method(method: str, family: str, model=None, reference=None, **method_kwargs):
@@ -47,8 +51,8 @@ def plan_method(method: str, family: str, model=None, reference=None, **method_k
         method_kwargs.setdefault("target", "attention+mlp")
     if method == "harp_flap":
         method_kwargs.setdefault("target", "mlp")
-    plan = get_planner(method)(inputs(model, method, family, reference=reference, alphas=dict(REFERENCE_ALPHAS),
-                                      **method_kwargs))
+    plan = make_plan(method, inputs(model, method, reference=reference, alphas=dict(REFERENCE_ALPHAS),
+                                    **method_kwargs))
     return model, plan, reference
 
 
@@ -109,7 +113,7 @@ def test_amp_and_attention_drop_follow_their_scores():
 
 def test_harp_flap_prunes_the_lowest_wifv_channels_of_the_harp_model():
     harp_model = random_model("llama")
-    get_planner("harp")(inputs(harp_model, "harp", alphas=dict(REFERENCE_ALPHAS)))
+    make_plan("harp", inputs(harp_model, "harp", alphas=dict(REFERENCE_ALPHAS)))
     stats = collect_stats(harp_model, calibration())
     scores = channel_scores(flap.wifv, standardised=True)(harp_model, stats, ("mlp",))
     ranked = sorted((s.item(), layer, c) for (_, layer), v in scores.items() for c, s in enumerate(v)
@@ -178,7 +182,7 @@ def test_coarse_budget_is_refused_or_recorded():
         select([Unit("attention", 1, 0, 100), Unit("attention", 2, 0, 100)], target=150)
     assert len(select([Unit("block", 1, 0, 100), Unit("block", 2, 0, 100)], target=160, strict=False)) == 2
     with pytest.raises(HarpError, match="reference budget"):
-        get_planner("mag_sp")(inputs(random_model("llama"), "mag_sp"))
+        inputs(random_model("llama"), "mag_sp")
 
 
 def test_plans_that_do_not_fit_are_refused():
@@ -192,15 +196,7 @@ def test_plans_that_do_not_fit_are_refused():
 
 @pytest.mark.parametrize("method", METHODS)
 def test_method_configs_validate_and_name_a_registered_method(method):
-    from pathlib import Path
-
-    from hydra import compose, initialize_config_dir
-
-    from harp.config import register_configs, validate
-    from harp.pruning.plan import APPLIERS
-
-    register_configs()
-    with initialize_config_dir(config_dir=str(Path(__file__).parents[1] / "conf"), version_base="1.3"):
-        cfg = validate(compose(config_name="config", overrides=[f"method={method}", "model=tiny"]))
-    assert cfg.method.name == method and get_planner(method) and method in APPLIERS
-    assert "calibration" in cfg.method.needs and ("reference" in cfg.method.needs or method == "harp_flap")
+    cfg = compose(f"method={method}", "model=tiny")
+    spec = methods.get(method)
+    assert cfg.method.name == method and callable(spec.planner) and callable(spec.applier)
+    assert "calibration" in spec.needs and ("reference" in spec.needs or method == "harp_flap")

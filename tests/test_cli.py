@@ -50,8 +50,7 @@ def test_search_prune_perplexity_pipeline(results):
 
 
 def test_fixed_alphas_and_no_rescale_skip_the_search(results):
-    proc = run_stage("search", results, "run_dir=" + str(results / "ablations/no_rescale"), "method.rescale=false",
-                     "tracking=disabled")
+    proc = run_stage("search", results, "experiment=no_rescale", "tracking=disabled")
     assert proc.returncode == 0, proc.stderr
     data = json.loads((results / "ablations/no_rescale/tiny/harp/alphas.json").read_text())
     assert data["alphas"] == {"7": 1.0, "6": 1.0, "5": 1.0} and not data["searched"]

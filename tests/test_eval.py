@@ -12,7 +12,7 @@ from harp.errors import HarpError
 from harp.eval.tasks import SUITE
 
 REPO = Path(__file__).resolve().parents[1]
-CONTRACT = {"model", "method", "task", "group", "metrics", "stderr", "primary_metric", "score", "n_samples",
+CONTRACT = {"model", "method", "task", "category", "metrics", "stderr", "primary_metric", "score", "n_samples",
             "num_fewshot", "limit", "fixture", "tiny_model", "plan_hash", "versions", "experiment"}
 
 
@@ -101,14 +101,14 @@ def test_harp_plan_evaluates_and_writes_contract(tiny_model_dir, tmp_path):
     from harp.models.loading import load_model
     from harp.pruning.harp import apply_harp
     from harp.pruning.params import decoder_linear_params
-    from harp.pruning.plan import describe, save_plan
+    from harp.pruning.plan import build_plan, save_plan
 
     run = tmp_path / "results"
     model, _ = load_model(str(tiny_model_dir), dtype="float32", device="cpu")
     before = decoder_linear_params(model)
     alphas = {6: 0.5, 7: 0.3}
     apply_harp(model, alphas)
-    save_plan(describe("harp", "tiny", model, before, [6, 7], alphas), run / "tiny" / "harp")
+    save_plan(build_plan("harp", "tiny", model, before, [6, 7], alphas), run / "tiny" / "harp")
     common = [f"results_dir={run}", f"model.source={tiny_model_dir}", "method=harp",
               "eval=smoke"]
     _stage("harp.cli.fixtures", *common)

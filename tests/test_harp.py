@@ -5,12 +5,12 @@ import copy
 
 import pytest
 import torch
-from conftest import random_model
+from tests.helpers import random_model
 
 import harp
 from harp.errors import HarpError
 from harp.models.adapters import adapter_for, decoder_layers
-from harp.pruning.harp import top_layers
+from harp.layers import from_last, pruned_layers
 from harp.pruning.params import decoder_linear_params, kv_cache_reduction
 
 ALPHAS = {5: 0.7, 4: 0.0, 3: 0.3}
@@ -131,14 +131,18 @@ def test_pruning_twice_is_an_error():
         harp.apply_harp(model, {5: 0.5})
 
 
-def test_layer_positions():
-    assert top_layers(32, 8) == list(range(24, 32))
-    assert top_layers(32, 8, "bottom") == list(range(8))
-    assert top_layers(32, 8, "middle") == list(range(12, 20))
-    with pytest.raises(HarpError, match="Cannot prune 9 layers"):
-        top_layers(8, 9)
+def test_layer_positions_and_values_from_the_last_layer():
+    assert pruned_layers(32, 8) == list(range(24, 32))
+    assert pruned_layers(32, 8, "bottom") == list(range(8))
+    assert pruned_layers(32, 8, "middle") == list(range(12, 20))
+    for count in (9, 0, -1):
+        with pytest.raises(HarpError, match=f"Cannot prune {count} layers"):
+            pruned_layers(8, count)
     with pytest.raises(HarpError, match="Unknown layer position"):
-        top_layers(8, 2, "side")
+        pruned_layers(8, 2, "side")
+    assert from_last([29, 30, 31], [0.8, 0.2, 0.1]) == {31: 0.8, 30: 0.2, 29: 0.1}
+    with pytest.raises(HarpError, match="2 alphas were given for 3 pruned layers"):
+        from_last([29, 30, 31], [0.8, 0.2])
 
 
 def test_apply_harp_leaves_other_layers_untouched():

@@ -5,18 +5,18 @@ import json
 
 import pytest
 import torch
-from conftest import random_model
+from tests.helpers import random_model
 
 import harp
 from harp.errors import HarpError
 from harp.pruning.params import decoder_linear_params
-from harp.pruning.plan import describe, load_plan, plan_hash, save_plan
+from harp.pruning.plan import build_plan, load_plan, plan_hash, save_plan
 
 
 def harp_plan(model, alphas):
     before = decoder_linear_params(model)
     harp.apply_harp(model, alphas)
-    return describe("harp", "random", model, before, layers=list(alphas), alphas=alphas)
+    return build_plan("harp", "random", model, before, layers=list(alphas), alphas=alphas)
 
 
 def test_plan_round_trip_gives_identical_logits(family, tmp_path):

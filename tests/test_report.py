@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from report_fixtures import ABLATIONS, METHODS, MODELS, TASKS, make_results
+from tests.report_fixtures import ABLATIONS, METHODS, MODELS, TASKS, make_results
 
 from harp.errors import HarpError
 from harp.report.collect import collect, load_results
@@ -87,7 +87,7 @@ def test_collect_builds_a_tidy_frame(results):
     alphas = frame[frame.kind == "alpha"].sort_values("layer", ascending=False)
     qwen = alphas[alphas.model == "qwen2_7b"]
     assert list(qwen.layer) == [27, 26, 25, 24]
-    assert list(qwen.published_alpha) == [0.9, 0.3, 0.3, 0.2]  # conf/model/qwen2_7b.yaml, index 0 = last layer
+    assert list(qwen.published_alpha) == [0.9, 0.3, 0.3, 0.2]  # as the search stage records them, last layer first
     assert alphas[alphas.model == "tiny"].published_alpha.isna().all()
     harp = frame[(frame.kind == "eval") & (frame.model == "qwen2_7b") & (frame.method == "harp")]
     assert (harp.kv_cache_reduction == 4 / 28).all() and harp.pruning_ratio.notna().all()
@@ -98,25 +98,25 @@ def test_corrupt_or_incomplete_results_name_the_file(tmp_path):
     bad = results / "tiny" / "dense" / "eval" / "piqa.json"
     bad.write_text('{"model": "tiny"')
     with pytest.raises(HarpError, match="piqa.json"):
-        collect(results, ROOT / "conf")
+        collect(results)
     bad.write_text('{"model": "tiny", "method": "dense"}')
     with pytest.raises(HarpError, match=r"piqa\.json lacks the key"):
-        collect(results, ROOT / "conf")
+        collect(results)
     with pytest.raises(HarpError, match="collect stage"):
         load_results(tmp_path / "nowhere.csv")
 
 
 @pytest.mark.parametrize("model", list(MODELS))
-@pytest.mark.parametrize("group", list(TASKS))
-def test_score_tables_match_the_json_files(results, model, group):
-    tex = (results / "tables" / f"{model}_{group}.tex").read_text()
+@pytest.mark.parametrize("category", list(TASKS))
+def test_score_tables_match_the_json_files(results, model, category):
+    tex = (results / "tables" / f"{model}_{category}.tex").read_text()
     spec, rows = parse_tabular(tex)
     header, body = rows[0], rows[1:]
-    tasks = TASKS[group]
+    tasks = TASKS[category]
     assert len(spec) == len(header) == 1 + len(tasks) + 3  # method, tasks, Avg, pruned, KV cache
     assert all(len(r) == len(header) for r in body)
     assert [r[0] for r in body] == ["Dense", "HARP", "Wanda-sp"]
-    shown = [unescape(h) if group != "longbench" else f"longbench_{unescape(h)}" for h in header[1:1 + len(tasks)]]
+    shown = [unescape(h) if category != "longbench" else f"longbench_{unescape(h)}" for h in header[1:1 + len(tasks)]]
     assert shown == sorted(tasks)
     for row in body:
         method = DISPLAY[row[0]]
@@ -144,8 +144,8 @@ def test_ablation_table(results):
             "no_rescale": ("ablations/no_rescale", "harp")}
     for row in body:
         run_dir, method = runs[unescape(row[0])]
-        for i, group in enumerate(TASKS, start=1):
-            scores = [score(results, "qwen2_7b", method, t, run_dir) for t in TASKS[group]]
+        for i, category in enumerate(TASKS, start=1):
+            scores = [score(results, "qwen2_7b", method, t, run_dir) for t in TASKS[category]]
             assert cell(row[i])[0] == round(100 * sum(scores) / len(scores), 1)
         ppl = json.loads((results / run_dir / "qwen2_7b" / method / "ppl.json").read_text())["perplexity"]
         assert cell(row[5])[0] == round(ppl, 2)

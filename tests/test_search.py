@@ -5,7 +5,7 @@ import math
 
 import pytest
 import torch
-from conftest import random_model
+from tests.helpers import random_model
 
 import harp
 from harp.errors import HarpError

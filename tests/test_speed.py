@@ -16,8 +16,8 @@ from harp.cli.speed import COLUMNS
 from harp.eval.speed import attended_positions, attention_windows, benchmark, bound, forward_flops, kv_cache_bytes
 from harp.pruning.harp import apply_harp
 from harp.pruning.params import decoder_linear_params
-from harp.pruning.plan import describe, save_plan
-from tests.conftest import random_model
+from harp.pruning.plan import build_plan, save_plan
+from tests.helpers import compose, random_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -104,10 +104,10 @@ def test_speed_stage_writes_the_contract_csv(tmp_path):
     before = decoder_linear_params(model)
     alphas = {5: 0.6, 4: 0.0}
     apply_harp(model, alphas)
-    save_plan(describe("harp", str(source), model, before, layers=list(alphas), alphas=alphas),
+    save_plan(build_plan("harp", str(source), model, before, layers=list(alphas), alphas=alphas),
               tmp_path / "run" / "small" / "harp")
     cmd = [sys.executable, "-m", "harp.cli.speed", "model=tiny", "model.name=small", f"model.source={source}",
-           "model.num_layers=6", "model.build=null", "method=harp", f"run_dir={tmp_path / 'run'}",
+           "model.num_layers=6", "model.build=null", "method=harp", f"results_dir={tmp_path / 'run'}",
            "tracking=disabled", "progress=false", "speed.seq_lens=[16,32]", "speed.repeats=1", "speed.warmup=0",
            "speed.decode_tokens=2", "speed.threads=1"]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
@@ -128,22 +128,12 @@ def test_speed_stage_writes_the_contract_csv(tmp_path):
 
 
 def test_speed_stage_without_plan_is_a_clear_error(tmp_path):
-    cmd = [sys.executable, "-m", "harp.cli.speed", "model=tiny", "method=harp", f"run_dir={tmp_path}",
+    cmd = [sys.executable, "-m", "harp.cli.speed", "model=tiny", "method=harp", f"results_dir={tmp_path}",
            "tracking=disabled"]
     done = subprocess.run(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == 2
     assert "plan.json does not exist" in done.stderr and "Traceback" not in done.stderr
-
-
-def _compose(*overrides: str):
-    from hydra import compose, initialize_config_dir
-
-    from harp.config import register_configs, validate
-
-    register_configs()
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return validate(compose(config_name="config", overrides=list(overrides)))
 
 
 def test_hydra_builds_paper_architecture_and_published_plan(tmp_path):
@@ -152,7 +142,7 @@ def test_hydra_builds_paper_architecture_and_published_plan(tmp_path):
     from harp.cli.speed import architecture, pruning
     from harp.eval.speed import random_model as build
 
-    cfg = _compose("model=gemma2_9b", "method=harp", "speed=gpu", f"run_dir={tmp_path}")
+    cfg = compose("model=gemma2_9b", "method=harp", "speed=gpu", f"results_dir={tmp_path}")
     assert cfg.speed.dtype == "bfloat16" and max(cfg.speed.seq_lens) == 32768
     config = architecture(cfg)
     assert (config.head_dim, config.query_pre_attn_scalar, config.sliding_window) == (256, 256, 4096)
@@ -163,5 +153,5 @@ def test_hydra_builds_paper_architecture_and_published_plan(tmp_path):
     prune(model)
     pruned = [i for i, layer in enumerate(model.model.layers) if not hasattr(layer.self_attn, "q_proj")]
     assert pruned == list(range(36, 42))
-    dense_prune, _ = pruning(_compose("model=gemma2_9b", "method=dense", f"run_dir={tmp_path}"))
+    dense_prune, _ = pruning(compose("model=gemma2_9b", "method=dense", f"results_dir={tmp_path}"))
     assert dense_prune is None

@@ -14,7 +14,8 @@ import pytest
 import yaml
 
 from harp.errors import HarpError
-from harp.workflow import MAIN, Pipeline
+from harp.artifacts import MAIN
+from harp.workflow import Pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
@@ -41,13 +42,13 @@ def job_counts(output: str) -> dict[str, int]:
 # --- the plan -------------------------------------------------------------------------------------------------
 def test_demo_plan_runs_every_method_and_harp_for_each_ablation():
     p = pipeline()
-    main = {m for (e, _, m) in p.runs if e == MAIN}
+    main = {m for (e, _, m) in p.variants if e == MAIN}
     assert main == set(WF["suites"]["demo"]["methods"])
-    ablations = {e for (e, _, _) in p.runs if e != MAIN}
+    ablations = {e for (e, _, _) in p.variants if e != MAIN}
     assert ablations == set(WF["suites"]["demo"]["experiments"])
-    assert {m for (e, _, m) in p.runs if e != MAIN} == {"harp"}
-    assert p.run("results/ablations/no_rescale", "tiny", "harp").cfg.method.rescale is False
-    assert p.run("results", "tiny", "harp").cfg.method.rescale is True
+    assert {m for (e, _, m) in p.variants if e != MAIN} == {"harp"}
+    assert p.variant("results/ablations/no_rescale", "tiny", "harp").cfg.method.rescale is False
+    assert p.variant("results", "tiny", "harp").cfg.method.rescale is True
     assert len(p.tasks) == 27 and sorted(sum(p.eval_shards().values(), [])) == sorted(p.tasks)
     assert set(p.eval_shards()) == {"generation", "discriminative", "longbench"}
     assert p.built_models() == {"tiny": "results/models/tiny"}
@@ -55,7 +56,7 @@ def test_demo_plan_runs_every_method_and_harp_for_each_ablation():
 
 def test_a_baseline_alone_brings_harp_its_budget_reference():
     p = pipeline(methods=["flap"], experiments=[])
-    assert {m for (_, _, m) in p.runs} == {"flap", "harp"}
+    assert {m for (_, _, m) in p.variants} == {"flap", "harp"}
     assert p.prune_inputs("results", "tiny", "flap") == [
         "results/models/tiny", "results/tiny/calib/calibration.pt", "results/tiny/harp/plan.json"]
     assert p.prune_inputs("results", "tiny", "harp") == ["results/models/tiny", "results/tiny/harp/alphas.json"]
@@ -63,7 +64,7 @@ def test_a_baseline_alone_brings_harp_its_budget_reference():
 
 def test_experiment_alone_runs_only_that_ablation_under_its_own_directory():
     p = pipeline(experiment="layers_2")
-    assert set(p.runs) == {("layers_2", "tiny", "harp")}
+    assert set(p.variants) == {("layers_2", "tiny", "harp")}
     assert all(t.startswith("results/ablations/layers_2/tiny/") for t in p.targets())
     assert p.overrides("results/ablations/layers_2", "tiny").split()[-1] == "experiment=layers_2"
 

@@ -11,6 +11,7 @@ import hydra
 import yaml
 from omegaconf import DictConfig
 
+from harp import artifacts
 from harp.config import Config, register_configs, validate
 from harp.errors import HarpError
 from harp.io import atomic_path
@@ -26,7 +27,7 @@ def conf_dir() -> str:
 
 
 def stage(name: str, per_model: bool = True) -> Callable:
-    """Turn `fn(cfg, run)` into the Hydra entry point of stage `name`.
+    """Turn `fn(cfg, tracker)` into the Hydra entry point of stage `name` (`tracker`: its wandb run or None).
 
     `per_model=False` marks stages over all results (collect, report): their wandb run is not
     filed under the default model and method.
@@ -37,10 +38,12 @@ def stage(name: str, per_model: bool = True) -> Callable:
         @hydra.main(config_path=conf_dir(), config_name="config", version_base="1.3")
         @functools.wraps(fn)
         def main(dcfg: DictConfig) -> None:
+            from hydra.core.hydra_config import HydraConfig
+
             try:
-                cfg = validate(dcfg)
-                with tracked_run(cfg, name, per_model) as run:
-                    fn(cfg, run)
+                cfg = validate(dcfg, experiment=HydraConfig.get().runtime.choices.get("experiment"))
+                with tracked_run(cfg, name, per_model) as tracker:
+                    fn(cfg, tracker)
             except HarpError as err:
                 print(f"error: {err}", file=sys.stderr)
                 sys.exit(2)
@@ -58,7 +61,7 @@ def stage(name: str, per_model: bool = True) -> Callable:
 
 def save_config(cfg: Config, out_dir: Path, stage_name: str) -> None:
     """Record the resolved config beside a stage's outputs (provenance)."""
-    with atomic_path(Path(out_dir) / f"{stage_name}.config.yaml") as tmp:
+    with atomic_path(artifacts.stage_config(out_dir, stage_name)) as tmp:
         tmp.write_text(yaml.safe_dump(asdict(cfg), sort_keys=False))
 
 
@@ -85,6 +88,6 @@ def load_for(cfg: Config):
                       attn_implementation=cfg.model.attn_implementation)
 
 
-def log(run, metrics: dict) -> None:
-    if run is not None:
-        run.log(metrics)
+def log(tracker, metrics: dict) -> None:
+    if tracker is not None:
+        tracker.log(metrics)

@@ -1,28 +1,30 @@
 """Collect every result file under `results/` into one tidy table: `python -m harp.cli.collect`.
 
-Writes `<results_dir>/all_results.csv` (columns documented in harp/report/collect.py).
+Writes the collected table (CSV) into `<results_dir>` (columns documented in harp/report/collect.py).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from harp.cli._app import conf_dir, log, stage
+from harp import artifacts
+from harp.cli._app import log, stage
 from harp.config import Config
 from harp.errors import HarpError
 from harp.report.collect import collect, write_results
 
 
 @stage("collect", per_model=False)
-def main(cfg: Config, run) -> None:
+def main(cfg: Config, tracker) -> None:
     results_dir = Path(cfg.results_dir)
-    frame = collect(results_dir, conf_dir=conf_dir())
+    frame = collect(results_dir)
     if frame.empty:
         raise HarpError(f"No result files under {results_dir}; run the pipeline first (snakemake).")
-    write_results(frame, results_dir / "all_results.csv")
+    out = artifacts.all_results(results_dir)
+    write_results(frame, out)
     counts = frame.kind.value_counts().to_dict()
-    log(run, {f"rows/{kind}": n for kind, n in counts.items()})
+    log(tracker, {f"rows/{kind}": n for kind, n in counts.items()})
     print(f"collected {len(frame)} rows ({', '.join(f'{n} {k}' for k, n in counts.items())}) "
-          f"-> {results_dir / 'all_results.csv'}")
+          f"-> {out}")
 
 
 if __name__ == "__main__":

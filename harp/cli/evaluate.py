@@ -1,6 +1,6 @@
 """Evaluate a model with its pruning plan on lm-eval tasks: `python -m harp.cli.evaluate method=harp`.
 
-Writes one `<run_dir>/<model>/<method>/eval/<task>.json` per task, as each finishes (so an interrupted
+Writes one result per task into `<experiment>/<model>/<method>/eval/`, as each finishes (so an interrupted
 run keeps the finished tasks, and lm-eval's response cache resumes the interrupted one).
 """
 from __future__ import annotations
@@ -9,13 +9,13 @@ import platform
 from importlib.metadata import version
 from pathlib import Path
 
+from harp import artifacts
 from harp.cli._app import load_for, log, save_config, stage
 from harp.config import Config
 from harp.errors import HarpError
 from harp.eval.fixtures import fixture_tasks_dir
 from harp.eval.tasks import selected, suite_task
 from harp.io import write_json
-from harp.pruning import baselines  # noqa: F401  (registers the baseline appliers)
 from harp.pruning.plan import apply_plan, load_plan, plan_hash
 
 
@@ -25,7 +25,7 @@ def versions() -> dict[str, str]:
 
 
 @stage("evaluate")
-def main(cfg: Config, run) -> None:
+def main(cfg: Config, tracker) -> None:
     e = cfg.eval
     tasks = selected(e.tasks, e.select)
     if not tasks:
@@ -37,7 +37,7 @@ def main(cfg: Config, run) -> None:
     plan = load_plan(plan_dir)
     model, tokenizer = load_for(cfg)
     apply_plan(model, plan)
-    out_dir, phash = plan_dir / "eval", plan_hash(plan_dir)
+    out_dir, phash = artifacts.eval_dir(plan_dir), plan_hash(plan_dir)
     key = f"{phash}-{'fixture' if e.fixtures else 'real'}-w{cfg.model.max_length}-lb{e.longbench_max_length}-g{e.max_gen_toks}"
     from harp.eval.lm_eval_driver import evaluate_tasks  # lm-eval imports take seconds: after the checks
 
@@ -46,11 +46,11 @@ def main(cfg: Config, run) -> None:
                                        limit=e.limit, fixtures_root=fixtures_root, max_gen_toks=e.max_gen_toks,
                                        cache=out_dir / ".cache" / key if e.cache else None, seed=cfg.seed):
         record = {"model": cfg.model.name, "method": cfg.method.name, "task": name,
-                  "group": suite_task(name).group, **result, "limit": e.limit, "fixture": e.fixtures,
+                  "category": suite_task(name).category, **result, "limit": e.limit, "fixture": e.fixtures,
                   "tiny_model": cfg.model.build == "tiny", "plan_hash": phash, "max_gen_toks": e.max_gen_toks,
                   "versions": versions(), "experiment": cfg.experiment}
-        write_json(out_dir / f"{name}.json", record)
-        log(run, {f"eval/{name}": result["score"]})
+        write_json(artifacts.eval_result(plan_dir, name), record)
+        log(tracker, {f"eval/{name}": result["score"]})
         print(f"{cfg.model.name}/{cfg.method.name} {name}: {result['primary_metric']} = {result['score']:.4f} "
               f"({result['n_samples']} samples{', fixture' if e.fixtures else ''}, {result['seconds']:.1f} s)")
     save_config(cfg, out_dir, "evaluate")

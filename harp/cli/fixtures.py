@@ -15,7 +15,7 @@ from harp.io import atomic_dir
 
 
 @stage("fixtures")
-def main(cfg: Config, run) -> None:
+def main(cfg: Config, tracker) -> None:
     target = Path(cfg.eval.fixtures_dir).resolve()
     with atomic_dir(target) as tmp:
         tasks = write_fixtures(tmp, final=target)

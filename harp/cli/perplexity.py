@@ -1,19 +1,19 @@
 """Perplexity of a model with its pruning plan: `python -m harp.cli.perplexity method=harp`.
 
-Writes `<run_dir>/<model>/<method>/ppl.json`.
+Writes the perplexity record into `<experiment>/<model>/<method>/`.
 """
 from __future__ import annotations
 
+from harp import artifacts
 from harp.cli._app import load_for, log, save_config, stage
 from harp.config import Config
 from harp.eval.perplexity import heldout_text, perplexity
 from harp.io import write_json
-from harp.pruning import baselines  # noqa: F401  (registers the baseline appliers)
 from harp.pruning.plan import apply_plan, load_plan, plan_hash
 
 
 @stage("perplexity")
-def main(cfg: Config, run) -> None:
+def main(cfg: Config, tracker) -> None:
     plan_dir = cfg.method_dir
     plan = load_plan(plan_dir)
     model, tokenizer = load_for(cfg)
@@ -26,11 +26,12 @@ def main(cfg: Config, run) -> None:
     result |= {"model": cfg.model.name, "method": cfg.method.name, "source": p.source,
                "tiny_model": cfg.model.build == "tiny", "plan_hash": plan_hash(plan_dir),
                "pruning_ratio": plan.pruning_ratio, "kv_cache_reduction": plan.kv_cache_reduction}
-    write_json(plan_dir / "ppl.json", result)
+    out = artifacts.perplexity(plan_dir)
+    write_json(out, result)
     save_config(cfg, plan_dir, "perplexity")
-    log(run, {"perplexity": result["perplexity"]})
+    log(tracker, {"perplexity": result["perplexity"]})
     print(f"{cfg.model.name}/{cfg.method.name}: perplexity {result['perplexity']:.2f} on {p.source} "
-          f"({result['tokens']} tokens) -> {plan_dir / 'ppl.json'}")
+          f"({result['tokens']} tokens) -> {out}")
 
 
 if __name__ == "__main__":

@@ -1,10 +1,10 @@
 """Speed and memory, original vs pruned (the paper's Figure 3): `python -m harp.cli.speed method=harp`.
 
-Writes `<run_dir>/<model>/<method>/speed.csv`. The model is built from its architecture with
-random weights (`speed.random_weights=true`, the default): `model.architecture` in
+Writes the timings (CSV) into `<experiment>/<model>/<method>/`. The model is built from its architecture
+with random weights (`speed.random_weights=true`, the default): `model.architecture` in
 conf/model/<name>.yaml for the paper models (no download), the checkpoint's config.json otherwise.
-The pruning is `<method_dir>/plan.json`; without one, HARP falls back to `method.alphas` or the
-model's published alphas, so the paper models can be benchmarked on a bare GPU machine:
+The pruning is the method's plan; without one, HARP falls back to `method.alphas` or the model's
+published alphas, so the paper models can be benchmarked on a bare GPU machine:
     python -m harp.cli.speed model=llama3_1_8b method=harp speed=gpu
 """
 from __future__ import annotations
@@ -12,17 +12,17 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
+from harp import artifacts
 from harp.cli._app import log, save_config, stage
-from harp.cli.search import fixed_alphas
 from harp.config import Config
 from harp.errors import HarpError
 from harp.eval.speed import benchmark, random_model
 from harp.io import atomic_path
 from harp.models.adapters import ADAPTERS
 from harp.models.loading import DTYPES, load_config, load_model, resolve_device
-from harp.pruning import baselines  # noqa: F401  (registers the baseline appliers)
-from harp.pruning.harp import apply_harp, top_layers
-from harp.pruning.plan import PLAN_JSON, apply_plan, load_plan
+from harp.layers import from_last
+from harp.pruning.harp import apply_harp
+from harp.pruning.plan import apply_plan, load_plan
 
 COLUMNS = ["model", "method", "variant", "phase", "seq_len", "median_s", "tokens_per_s", "speedup", "bound",
            "peak_mem_bytes", "kv_cache_bytes", "device", "dtype", "random_weights"]
@@ -50,7 +50,7 @@ def architecture(cfg: Config):
 
 def pruning(cfg: Config):
     """`(prune, description)`: what to do to the original model; prune None means nothing (dense)."""
-    plan_path = cfg.method_dir / PLAN_JSON
+    plan_path = artifacts.plan(cfg.method_dir)
     if plan_path.exists():
         plan = load_plan(plan_path)
         if plan.method == "dense":
@@ -59,12 +59,11 @@ def pruning(cfg: Config):
     if cfg.method.name == "dense":
         return None, "dense (nothing pruned)"
     if cfg.method.name == "harp":
-        m = cfg.method
-        layers = top_layers(cfg.model.num_layers, m.num_layers or cfg.model.prune_layers, m.layer_position)
-        alphas = fixed_alphas(cfg, layers)  # method.rescale=false or method.alphas
-        published = cfg.model.published_alphas
-        if alphas is None and published is not None and len(published) == len(layers):
-            alphas = dict(zip(sorted(layers, reverse=True), map(float, published)))
+        m, layers = cfg.method, cfg.pruned_layers()
+        alphas = {i: 1.0 for i in layers} if not m.rescale else None
+        given = m.alphas if m.alphas is not None else cfg.model.published_alphas
+        if alphas is None and given is not None:
+            alphas = from_last(layers, given, "method.alphas" if m.alphas is not None else "published alphas")
         if alphas is not None:
             return (lambda model: apply_harp(model, alphas)), f"alphas {alphas} (no {plan_path})"
     raise HarpError(f"{plan_path} does not exist; run the prune stage for method={cfg.method.name} first.")
@@ -81,7 +80,7 @@ def _table(df: pd.DataFrame) -> str:
 
 
 @stage("speed")
-def main(cfg: Config, run) -> None:
+def main(cfg: Config, tracker) -> None:
     sc = cfg.speed
     if sc.dtype not in DTYPES:
         raise HarpError(f"Unknown speed.dtype {sc.dtype!r}; choose one of {', '.join(DTYPES)}.")
@@ -112,18 +111,18 @@ def main(cfg: Config, run) -> None:
     device_name = torch.cuda.get_device_name(device) if device.startswith("cuda") else "cpu"
     df = pd.DataFrame(rows).assign(model=cfg.model.name, method=cfg.method.name, device=device_name,
                                    dtype=sc.dtype, random_weights=sc.random_weights)[COLUMNS]
-    out = cfg.method_dir / "speed.csv"
+    out = artifacts.speed(cfg.method_dir)
     with atomic_path(out) as tmp:
         df.to_csv(tmp, index=False)
     save_config(cfg, cfg.method_dir, "speed")
     print(_table(df))
     print(f"-> {out}")
-    if run is not None:
+    if tracker is not None:
         import wandb
 
-        run.log({"speed": wandb.Table(dataframe=df)})
+        tracker.log({"speed": wandb.Table(dataframe=df)})
     for row in df[df.variant == "pruned"].itertuples():
-        log(run, {"seq_len": row.seq_len, f"{row.phase}/speedup": row.speedup, f"{row.phase}/bound": row.bound})
+        log(tracker, {"seq_len": row.seq_len, f"{row.phase}/speedup": row.speedup, f"{row.phase}/bound": row.bound})
 
 
 if __name__ == "__main__":

@@ -6,10 +6,13 @@ HARP use) and `c4` (the first shard of allenai/c4, as Wanda uses). Real datasets
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from harp.data.corpus import corpus_splits
 from harp.errors import HarpError
+from harp.io import atomic_path
 
 SOURCES = ("corpus", "wikitext2", "c4")
 
@@ -53,3 +56,19 @@ def calibration_ids(tokenizer, source: str, num_samples: int, seq_len: int, seed
     gen = torch.Generator().manual_seed(seed)
     starts = torch.randint(0, len(stream) - seq_len, (num_samples,), generator=gen)
     return torch.stack([stream[s : s + seq_len] for s in starts.tolist()])
+
+
+def save_calibration(path: str | Path, ids: torch.Tensor, source: str, seed: int) -> None:
+    with atomic_path(path) as tmp:
+        torch.save({"input_ids": ids, "source": source, "seed": seed}, tmp)
+
+
+def load_calibration(path: str | Path) -> torch.Tensor:
+    """The calibration ids the calibrate stage wrote; a missing or corrupt file is one sentence."""
+    path = Path(path)
+    if not path.exists():
+        raise HarpError(f"{path} does not exist; run the calibrate stage first.")
+    try:
+        return torch.load(path, weights_only=True)["input_ids"]
+    except Exception as err:
+        raise HarpError(f"{path} is unreadable ({type(err).__name__}); delete it and rerun the calibrate stage.") from None

@@ -126,7 +126,7 @@ def evaluate_tasks(model, tokenizer, tasks: dict[str, int], *, window: int, long
     for name, shots in tasks.items():
         spec = suite_task(name)
         start = time.perf_counter()
-        longbench = spec.group == LONGBENCH
+        longbench = spec.category == LONGBENCH
         lm.window = lm._max_length = longbench_window if longbench else window
         lm.middle_truncate = longbench_window if longbench else None
         obj = _load(tm, name, fixture=fixtures_root is not None)

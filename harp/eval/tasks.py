@@ -2,7 +2,7 @@
 
 Few-shot counts are configuration (`eval.tasks`: task -> shots), not code; this registry only says
 how to read a task's lm-eval results (the primary metric key, as lm-eval names it, with its filter)
-and which column of the paper's tables it belongs to.
+and which of the paper's tables (its category) it belongs to.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ GENERATION, DISCRIMINATIVE, LONGBENCH = "generation", "discriminative", "longben
 @dataclass(frozen=True)
 class SuiteTask:
     name: str  # lm-eval task or group name
-    group: str  # generation | discriminative | longbench
+    category: str  # generation | discriminative | longbench: the paper's table it belongs to
     primary_metric: str  # lm-eval results key "<metric>,<filter>"
     is_group: bool = False  # an lm-eval group: metrics are its aggregate over subtasks
 

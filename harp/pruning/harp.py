@@ -16,6 +16,8 @@ from torch import nn
 
 from harp.errors import HarpError
 from harp.models.adapters import FamilyAdapter, adapter_for, decoder_layers
+from harp.pruning.params import decoder_linear_params
+from harp.pruning.plan import Plan, PruneInputs, build_plan
 
 
 def keep_cache_length(past_key_values, layer_idx: int, hidden_states: torch.Tensor) -> None:
@@ -149,13 +151,16 @@ def apply_harp(model: nn.Module, alphas: Mapping[int, float]) -> nn.Module:
     return model
 
 
-def top_layers(num_layers_total: int, num_pruned: int, position: str = "top") -> list[int]:
-    """Indices of the `num_pruned` layers HARP prunes: the top ones (paper), or bottom/middle (ablation)."""
-    if not 0 < num_pruned <= num_layers_total:
-        raise HarpError(
-            f"Cannot prune {num_pruned} layers of a {num_layers_total}-layer model; choose 1..{num_layers_total}."
-        )
-    starts = {"top": num_layers_total - num_pruned, "bottom": 0, "middle": (num_layers_total - num_pruned) // 2}
-    if position not in starts:
-        raise HarpError(f"Unknown layer position {position!r}; choose one of {', '.join(starts)}.")
-    return list(range(starts[position], starts[position] + num_pruned))
+def make_plan(inp: PruneInputs) -> Plan:
+    """HARP with the searched (or fixed) alphas; the plan records them and the layer setting."""
+    if inp.alphas is None:
+        raise HarpError("HARP needs alphas: run the search stage first.")
+    before = decoder_linear_params(inp.model)
+    apply_harp(inp.model, inp.alphas)
+    m = inp.method
+    return build_plan("harp", inp.source, inp.model, before, layers=list(inp.alphas), alphas=inp.alphas,
+                      details={"layer_position": m.layer_position, "rescale": m.rescale})
+
+
+def apply(model: nn.Module, plan: Plan) -> None:
+    apply_harp(model, plan.alphas)

@@ -1,13 +1,12 @@
 """A pruning plan: the small record of what a method removed, re-applied to a freshly loaded model.
 
-`plan.json` holds the method, layers, alphas, parameter counts and method details;
-`plan.safetensors` holds tensors some methods need (e.g. FLAP's compensation biases). Full pruned
-weights are never written by default: a plan is kilobytes, a pruned 8B model is 16 GB.
+Its JSON file holds the method, layers, alphas, parameter counts and method details; its tensor
+file holds tensors some methods need (e.g. FLAP's compensation biases). Full pruned weights are
+never written by default: a plan is kilobytes, a pruned 8B model is 16 GB.
 """
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,11 +14,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from harp import artifacts, methods
+from harp.config import MethodConfig
 from harp.errors import HarpError
 from harp.io import atomic_path, read_json, write_json
 from harp.pruning.params import decoder_linear_params, kv_cache_reduction
-
-PLAN_JSON, PLAN_TENSORS = "plan.json", "plan.safetensors"
 
 
 @dataclass
@@ -48,49 +47,37 @@ class Plan:
         return data
 
 
-def describe(method: str, model_id: str, pruned: nn.Module, params_before: int, layers: list[int],
-             alphas: dict[int, float] | None = None, details: dict | None = None,
-             tensors: dict[str, torch.Tensor] | None = None) -> Plan:
-    """Build the plan of a model that `method` has just pruned, counting what remains."""
+def build_plan(method: str, model_id: str, pruned: nn.Module, params_before: int, layers: list[int],
+               alphas: dict[int, float] | None = None, details: dict | None = None,
+               tensors: dict[str, torch.Tensor] | None = None) -> Plan:
+    """The plan of a model that `method` has just pruned, counting what remains."""
     return Plan(method=method, model=model_id, layers=sorted(layers), params_before=params_before,
                 params_after=decoder_linear_params(pruned), kv_cache_reduction=kv_cache_reduction(pruned),
                 alphas=dict(alphas or {}), details=dict(details or {}), tensors=dict(tensors or {}))
 
 
-# --- registry: method name -> function that re-applies a plan to a dense model -------------------
-APPLIERS: dict[str, Callable[[nn.Module, Plan], None]] = {}
+@dataclass
+class PruneInputs:
+    """What a method's planner receives: typed values, resolved from the config by the prune stage."""
 
-
-def register_applier(name: str):
-    def wrap(fn: Callable[[nn.Module, Plan], None]):
-        APPLIERS[name] = fn
-        return fn
-    return wrap
-
-
-@register_applier("dense")
-def _apply_dense(model: nn.Module, plan: Plan) -> None:
-    """The unpruned reference: nothing to do."""
-
-
-@register_applier("harp")
-def _apply_harp(model: nn.Module, plan: Plan) -> None:
-    from harp.pruning.harp import apply_harp
-
-    apply_harp(model, plan.alphas)
+    model: nn.Module  # the dense model, pruned in place
+    source: str  # hub id or path of the model, recorded in the plan
+    method: MethodConfig  # the method's own settings
+    calibration: torch.Tensor | None = None  # (num_sequences, seq_len) token ids
+    alphas: dict[int, float] | None = None  # HARP's alphas (HARP, HARP+FLAP)
+    target_removed: int | None = None  # the budget, in decoder linear weights (budgeted methods)
 
 
 def apply_plan(model: nn.Module, plan: Plan) -> nn.Module:
     """Re-apply `plan` to a freshly loaded dense model, in place, checking it fits the model."""
-    if plan.method not in APPLIERS:
-        raise HarpError(f"Unknown pruning method {plan.method!r} in plan; known: {', '.join(sorted(APPLIERS))}.")
+    method = methods.get(plan.method)
     before = decoder_linear_params(model)
     if before != plan.params_before:
         raise HarpError(
             f"The plan was made for a model with {plan.params_before} decoder linear weights, "
             f"but this model has {before}: it belongs to a different model ({plan.model})."
         )
-    APPLIERS[plan.method](model, plan)
+    method.applier(model, plan)
     after = decoder_linear_params(model)
     if after != plan.params_after:
         raise HarpError(f"Applying the {plan.method} plan left {after} weights, the plan records {plan.params_after}.")
@@ -102,16 +89,16 @@ def save_plan(plan: Plan, out_dir: str | Path) -> Path:
     if plan.tensors:
         from safetensors.torch import save_file
 
-        with atomic_path(out_dir / PLAN_TENSORS) as tmp:
+        with atomic_path(artifacts.plan_tensors(out_dir)) as tmp:
             save_file({k: v.detach().cpu().contiguous() for k, v in plan.tensors.items()}, str(tmp))
-    write_json(out_dir / PLAN_JSON, plan.to_json())
-    return out_dir / PLAN_JSON
+    write_json(artifacts.plan(out_dir), plan.to_json())
+    return artifacts.plan(out_dir)
 
 
 def load_plan(path: str | Path) -> Plan:
-    """Load `plan.json` (path to the file or its directory) and its tensors."""
+    """Load a plan (its folder, or its JSON file) and its tensors."""
     path = Path(path)
-    json_path = path / PLAN_JSON if path.is_dir() else path
+    json_path = artifacts.plan(path) if path.is_dir() else path
     data = read_json(json_path)
     try:
         names = data.pop("tensors", [])
@@ -123,7 +110,7 @@ def load_plan(path: str | Path) -> Plan:
     if names:
         from safetensors.torch import load_file
 
-        tensor_path = json_path.parent / PLAN_TENSORS
+        tensor_path = artifacts.plan_tensors(json_path.parent)
         if not tensor_path.exists():
             raise HarpError(f"{json_path} lists tensors but {tensor_path} is missing; rerun the prune stage.")
         plan.tensors = load_file(str(tensor_path))
@@ -135,8 +122,8 @@ def plan_hash(path: str | Path) -> str:
     path = Path(path)
     directory = path if path.is_dir() else path.parent
     digest = hashlib.sha256()
-    for name in (PLAN_JSON, PLAN_TENSORS):
-        if (directory / name).exists():
-            digest.update((directory / name).read_bytes())
+    for file in (artifacts.plan(directory), artifacts.plan_tensors(directory)):
+        if file.exists():
+            digest.update(file.read_bytes())
     return digest.hexdigest()[:16]
 

@@ -1,1 +1,1 @@
-"""Reporting: collect result files into one tidy frame (collect), then tables, figures and report.md."""
+"""Reporting: collect result files into one tidy frame (collect), then tables, figures and the report page."""

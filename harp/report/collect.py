@@ -1,19 +1,19 @@
 """Collect every stage's result files under `results/` into one tidy pandas DataFrame.
 
 The frame is what tables, figures, the report page and the notebook read; it is written to
-`results/all_results.csv` by the collect stage. One row per observation, a `kind` column says which:
+the results folder by the collect stage (`harp.artifacts.all_results`). One row per observation, a `kind` column says which:
 
-- `eval`: one lm-eval task of one model/method (`task`, `group`, `metric`, `score` in [0, 1], `stderr`,
+- `eval`: one lm-eval task of one model/method (`task`, `category`, `metric`, `score` in [0, 1], `stderr`,
   `n_samples`, `num_fewshot`, `limit`, `fixture`, `tiny_model`, `versions` as a JSON string);
 - `perplexity`: held-out perplexity (`task` = text source, `metric` = "perplexity", `score` = perplexity);
-- `alpha`: one pruned layer of HARP's alphas.json (`layer`, `alpha`, `published_alpha` from
-  conf/model/<model>.yaml, `searched`);
+- `alpha`: one pruned layer of HARP's alphas (`layer`, `alpha`, `published_alpha` as the search
+  stage recorded it, `searched`);
 - `search`: one candidate of the greedy search trace (`step`, `layer`, `alpha`, `score` = perplexity);
-- `speed`: one row of a speed.csv (its own columns: `variant`, `phase`, `seq_len`, `median_s`, ...).
+- `speed`: one row of a speed benchmark (its own columns: `variant`, `phase`, `seq_len`, `median_s`, ...).
 
 Every row has `experiment` ("main" for `results/`, the ablation's name for `results/ablations/<name>/`),
 `model`, `method`, `tiny_model` (true on every row of a model built here), and, where the method's
-plan.json (or ppl.json) is there, `model_id`, `pruning_ratio` and `kv_cache_reduction`.
+plan (or perplexity record) is there, `model_id`, `pruning_ratio` and `kv_cache_reduction`.
 """
 from __future__ import annotations
 
@@ -22,26 +22,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
+from harp import artifacts
 from harp.errors import HarpError
 from harp.io import read_json
-
-MAIN = "main"
-EVAL_KEYS = ("task", "group", "primary_metric", "score", "n_samples", "num_fewshot", "limit", "fixture", "tiny_model")
-COLUMNS = ["kind", "experiment", "model", "method", "model_id", "task", "group", "metric", "score", "stderr",
+from harp.layers import from_last
+from harp.records import read_alphas_record
+EVAL_KEYS = ("task", "category", "primary_metric", "score", "n_samples", "num_fewshot", "limit", "fixture", "tiny_model")
+COLUMNS = ["kind", "experiment", "model", "method", "model_id", "task", "category", "metric", "score", "stderr",
            "n_samples", "num_fewshot", "limit", "fixture", "tiny_model", "pruning_ratio", "kv_cache_reduction",
            "plan_hash", "layer", "alpha", "published_alpha", "searched", "step", "versions"]
 SPEED_COLUMNS = ["variant", "phase", "seq_len", "median_s", "tokens_per_s", "speedup", "bound", "peak_mem_bytes",
                  "kv_cache_bytes", "device", "dtype", "random_weights"]
-
-
-def run_dirs(results_dir: Path) -> Iterator[tuple[str, Path]]:
-    """`(experiment, run_dir)`: the main run, then each ablation under results/ablations/."""
-    yield MAIN, results_dir
-    for d in sorted((results_dir / "ablations").glob("*")):
-        if d.is_dir() and not d.name.startswith("."):
-            yield d.name, d
 
 
 def _visible(paths) -> list[Path]:
@@ -49,22 +41,13 @@ def _visible(paths) -> list[Path]:
     return sorted(p for p in paths if not any(part.startswith(".") for part in p.parts[-4:]))
 
 
-def published_alphas(conf_dir: Path | None, model: str) -> list[float] | None:
-    """The authors' alphas (index 0 = last layer) from conf/model/<model>.yaml, if listed there."""
-    path = conf_dir / "model" / f"{model}.yaml" if conf_dir else None
-    if path is None or not path.exists():
-        return None
-    return yaml.safe_load(path.read_text()).get("published_alphas")
-
-
 def _plan_info(method_dir: Path) -> dict:
-    """Model id, pruning ratio and KV-cache reduction of a model/method, from plan.json or ppl.json."""
-    for name in ("plan.json", "ppl.json"):
-        path = method_dir / name
+    """Model id, pruning ratio and KV-cache reduction of a model/method, from its plan or perplexity record."""
+    for path in (artifacts.plan(method_dir), artifacts.perplexity(method_dir)):
         if path.exists():
             data = read_json(path)
             info = {k: data.get(k) for k in ("pruning_ratio", "kv_cache_reduction")}
-            return info | ({"model_id": data["model"]} if name == "plan.json" else {})
+            return info | ({"model_id": data["model"]} if path == artifacts.plan(method_dir) else {})
     return {}
 
 
@@ -73,7 +56,7 @@ def _eval_rows(path: Path) -> dict:
     if missing := [k for k in ("model", "method", "metrics", *EVAL_KEYS) if k not in data]:
         raise HarpError(f"{path} lacks the key(s) {', '.join(missing)}; rerun the evaluate stage that wrote it.")
     metric = data["primary_metric"]
-    return {"task": data["task"], "group": data["group"], "metric": metric, "score": data["score"],
+    return {"task": data["task"], "category": data["category"], "metric": metric, "score": data["score"],
             "stderr": (data.get("stderr") or {}).get(metric), "n_samples": data["n_samples"],
             "num_fewshot": data["num_fewshot"], "limit": data["limit"], "fixture": data["fixture"],
             "tiny_model": data["tiny_model"], "plan_hash": data.get("plan_hash"),
@@ -92,51 +75,47 @@ def _read_csv(path: Path, columns: list[str]) -> pd.DataFrame:
 
 def _method_rows(experiment: str, model: str, method_dir: Path) -> list[dict]:
     base = {"experiment": experiment, "model": model, "method": method_dir.name} | _plan_info(method_dir)
-    rows = [base | {"kind": "eval"} | _eval_rows(p) for p in _visible(method_dir.glob("eval/*.json"))]
-    if (ppl_path := method_dir / "ppl.json").exists():
+    rows = [base | {"kind": "eval"} | _eval_rows(p) for p in _visible(artifacts.eval_dir(method_dir).glob("*.json"))]
+    if (ppl_path := artifacts.perplexity(method_dir)).exists():
         ppl = read_json(ppl_path)
-        rows.append(base | {"kind": "perplexity", "task": ppl.get("source"), "group": "perplexity",
+        rows.append(base | {"kind": "perplexity", "task": ppl.get("source"), "category": "perplexity",
                             "metric": "perplexity", "score": ppl["perplexity"], "n_samples": ppl.get("tokens"),
                             "tiny_model": ppl.get("tiny_model"), "plan_hash": ppl.get("plan_hash")})
-    if (speed_path := method_dir / "speed.csv").exists():
+    if (speed_path := artifacts.speed(method_dir)).exists():
         speed = _read_csv(speed_path, SPEED_COLUMNS)
         rows += [base | {"kind": "speed"} | {c: r[c] for c in SPEED_COLUMNS} for r in speed.to_dict("records")]
     return rows
 
 
-def _alpha_rows(experiment: str, model: str, harp_dir: Path, conf_dir: Path | None) -> list[dict]:
-    base = {"experiment": experiment, "model": model, "method": "harp"}
+def _alpha_rows(experiment: str, model: str, expdir: Path) -> list[dict]:
+    base = {"experiment": experiment, "model": model, "method": artifacts.SEARCHED_METHOD}
     rows = []
-    if (path := harp_dir / "alphas.json").exists():
-        data = read_json(path)
-        published = published_alphas(conf_dir, model)
-        from_last = sorted((int(k) for k in data["alphas"]), reverse=True)
-        for i, layer in enumerate(from_last):
-            pub = published[i] if published and len(published) == len(from_last) else None
-            rows.append(base | {"kind": "alpha", "layer": layer, "alpha": float(data["alphas"][str(layer)]),
-                                "published_alpha": pub, "searched": bool(data.get("searched"))})
-    if (path := harp_dir / "search.csv").exists():
+    if (path := artifacts.alphas(expdir, model)).exists():
+        data = read_alphas_record(path)
+        alphas, published = data["alphas"], data.get("published")
+        paired = from_last(alphas, published, "published alphas") if published and len(published) == len(alphas) else {}
+        rows += [base | {"kind": "alpha", "layer": layer, "alpha": alpha, "published_alpha": paired.get(layer),
+                         "searched": bool(data.get("searched"))} for layer, alpha in sorted(alphas.items(), reverse=True)]
+    if (path := artifacts.search_trace(expdir, model)).exists():
         trace = _read_csv(path, ["step", "layer", "alpha", "perplexity"])
         rows += [base | {"kind": "search", "step": r["step"], "layer": r["layer"], "alpha": r["alpha"],
                          "metric": "perplexity", "score": r["perplexity"]} for r in trace.to_dict("records")]
     return rows
 
 
-def collect(results_dir: str | Path, conf_dir: str | Path | None = "conf") -> pd.DataFrame:
+def collect(results_dir: str | Path) -> pd.DataFrame:
     """Every result under `results_dir` as one tidy frame (see the module docstring for the columns)."""
     results_dir = Path(results_dir)
-    conf_dir = Path(conf_dir) if conf_dir else None
     if not results_dir.is_dir():
         raise HarpError(f"{results_dir} is not a directory; run the pipeline first (snakemake).")
     rows: list[dict] = []
-    for experiment, run_dir in run_dirs(results_dir):
-        markers = ("eval", "ppl.json", "plan.json", "speed.csv", "alphas.json")
-        method_dirs = _visible(d for d in run_dir.glob("*/*") if d.is_dir() and any((d / m).exists() for m in markers))
+    for experiment, expdir in artifacts.experiments_on_disk(results_dir):
+        method_dirs = _visible(d for d in expdir.glob("*/*") if d.is_dir() and artifacts.has_results(d))
         for method_dir in method_dirs:
             model = method_dir.parent.name
             rows += _method_rows(experiment, model, method_dir)
-            if method_dir.name == "harp":
-                rows += _alpha_rows(experiment, model, method_dir, conf_dir)
+            if method_dir.name == artifacts.SEARCHED_METHOD:
+                rows += _alpha_rows(experiment, model, expdir)
     frame = pd.DataFrame(rows).reindex(columns=COLUMNS + SPEED_COLUMNS)
     # the tiny flag is a property of the model: put it on its alpha/search/speed rows too (captions, figure titles)
     tiny = frame.tiny_model.fillna(False).astype(bool).groupby(frame.model).transform("any")
@@ -151,7 +130,7 @@ def write_results(frame: pd.DataFrame, path: str | Path) -> None:
 
 
 def load_results(path: str | Path) -> pd.DataFrame:
-    """Read `all_results.csv` back (what the report stage and the notebook start from)."""
+    """Read the collected table back (what the report stage and the notebook start from)."""
     path = Path(path)
     if not path.exists():
         raise HarpError(f"{path} does not exist; run the collect stage first (`python -m harp.cli.collect`).")

@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from harp.artifacts import MAIN
 from harp.io import atomic_path
-from harp.report.collect import MAIN
-from harp.report.tables import GROUPS, bool_column, flags
+from harp.report.tables import CATEGORIES, bool_column, flags
 
 NO_RESCALE = "no_rescale"  # the ablation experiment that fixes alpha = 1
 
@@ -38,9 +38,9 @@ def _title(ax, model: str, rows: pd.DataFrame, what: str = "") -> None:
 
 def _task_order(rows: pd.DataFrame, tasks) -> list[str]:
     """Tasks grouped as in the tables (generation, discriminative, LongBench), then by name."""
-    group = rows.drop_duplicates("task").set_index("task")["group"]
-    rank = {g: i for i, g in enumerate(GROUPS)}
-    return sorted(tasks, key=lambda t: (rank.get(group.get(t), len(rank)), t))
+    category = rows.drop_duplicates("task").set_index("task")["category"]
+    rank = {c: i for i, c in enumerate(CATEGORIES)}
+    return sorted(tasks, key=lambda t: (rank.get(category.get(t), len(rank)), t))
 
 
 def rescaling(results: pd.DataFrame) -> Figure | None:

@@ -1,4 +1,4 @@
-"""`results/report.md`: the tables rendered, the figures embedded, and where every number came from."""
+"""The report page (markdown): the tables rendered, the figures embedded, and where every number came from."""
 from __future__ import annotations
 
 import json
@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from harp import artifacts
 from harp.io import atomic_path
 from harp.report.figures import FIGURES
 from harp.report.tables import Table, bool_column, caveats, flags, to_markdown
@@ -80,9 +81,10 @@ def wandb_runs(wandb_dir: Path, out_dir: Path, entity: str | None, project: str)
 
 def render(results: pd.DataFrame, tables: list[Table], figures: list[Path], out_dir: Path,
            wandb_dir: Path, wandb_project: str = "harp", wandb_entity: str | None = None) -> str:
-    """The page's markdown; paths are written relative to `out_dir` (where report.md lies)."""
+    """The page's markdown; paths are written relative to `out_dir` (where the page lies)."""
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    lines = ["# HARP: results", "", f"Generated {stamp} from [all_results.csv](all_results.csv).", ""]
+    source = artifacts.all_results(out_dir).relative_to(out_dir)
+    lines = ["# HARP: results", "", f"Generated {stamp} from [{source}]({source}).", ""]
     warnings = [f"- **{m}** [{', '.join(flags(r))}]: {caveats(r)}" for m, r in results.groupby("model") if flags(r)]
     if warnings:
         banner = ("> **Not paper numbers.** Some results come from fixture data, capped evaluations or the tiny "
@@ -93,9 +95,10 @@ def render(results: pd.DataFrame, tables: list[Table], figures: list[Path], out_
               "- libraries (report stage): " + ", ".join(f"{k} {v}" for k, v in library_versions().items())]
     lines += [f"- libraries (evaluation): {v}" for v in _eval_versions(results)] + [""]
     lines += ["## Tables", ""]
+    tables_dir = artifacts.tables_dir(out_dir).relative_to(out_dir)
     for table in tables:
-        lines += [f"### {table.name}", "", to_markdown(table), "",
-                  f"LaTeX: [tables/{table.name}.tex](tables/{table.name}.tex)", ""]
+        tex = tables_dir / f"{table.name}.tex"
+        lines += [f"### {table.name}", "", to_markdown(table), "", f"LaTeX: [{tex}]({tex})", ""]
     lines += ["## Figures", ""]
     for png in figures:
         rel = png.relative_to(out_dir)

@@ -1,6 +1,6 @@
 """The paper's tables from the collected results: pandas frames rendered as booktabs LaTeX and as markdown.
 
-A `Table` holds numbers already scaled and rounded, so the LaTeX file, the markdown in report.md and
+A `Table` holds numbers already scaled and rounded, so the LaTeX file, the markdown of the report page and
 the tests all see the same values; the best value per column is bolded in both renderings.
 Each .tex file is a `table` float that a paper can `\\input` (needs `\\usepackage{booktabs}`).
 """
@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from harp import methods
+from harp.artifacts import MAIN
 from harp.io import atomic_path
-from harp.report.collect import MAIN
 
-METHODS = {"dense": "Dense", "harp": "HARP", "harp_flap": "HARP+FLAP", "mag_sp": "Mag-sp", "wanda_sp": "Wanda-sp",
-           "flap": "FLAP", "amp": "AMP", "attn_drop": "AttnDrop"}
-GROUPS = {"generation": "Generation", "discriminative": "Discriminative", "longbench": "LongBench"}
+DENSE = methods.label("dense")
+CATEGORIES = {"generation": "Generation", "discriminative": "Discriminative", "longbench": "LongBench"}
 SCORE_NOTE = ("Scores are the primary lm-eval metric multiplied by 100 and rounded to one decimal; the best pruned "
               "model per column is in bold (Dense is the unpruned reference).")
 LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
@@ -51,14 +51,10 @@ class Table:
         return None if how is None or values.isna().all() else (values.max() if how == "max" else values.min())
 
 
-def method_name(method: str) -> str:
-    return METHODS.get(method, method)
-
-
-def method_order(methods) -> list[str]:
-    """Known methods in the paper's order, then any others alphabetically."""
-    known = list(METHODS)
-    return sorted(set(methods), key=lambda m: (known.index(m) if m in known else len(known), m))
+def method_order(names) -> list[str]:
+    """Known methods in the order of `harp.methods`, then any others alphabetically."""
+    known = list(methods.METHODS)
+    return sorted(set(names), key=lambda m: (known.index(m) if m in known else len(known), m))
 
 
 def latex_escape(text: str) -> str:
@@ -107,34 +103,34 @@ def flags(rows: pd.DataFrame) -> list[str]:
 
 
 def _dense_rows(frame: pd.DataFrame, label: str) -> list[int]:
-    return list(frame.index[frame[label] == METHODS["dense"]])
+    return list(frame.index[frame[label] == DENSE])
 
 
-def score_table(results: pd.DataFrame, model: str, group: str) -> Table | None:
-    """Methods x tasks of one model and task group, with the average and the pruning/KV-cache reductions."""
+def score_table(results: pd.DataFrame, model: str, category: str) -> Table | None:
+    """Methods x tasks of one model and task category, with the average and the pruning/KV-cache reductions."""
     rows = results[(results.kind == "eval") & (results.experiment == MAIN) & (results.model == model)
-                   & (results.group == group)]
+                   & (results.category == category)]
     if rows.empty:
         return None
     scores = rows.pivot(index="method", columns="task", values="score").sort_index(axis=1)
     scores = scores.loc[method_order(scores.index)]
     budget = rows.groupby("method")[["pruning_ratio", "kv_cache_reduction"]].first()
     frame = (scores * 100).round(1)
-    frame.columns = [c.removeprefix("longbench_") if group == "longbench" else c for c in frame.columns]
+    frame.columns = [c.removeprefix("longbench_") if category == "longbench" else c for c in frame.columns]
     frame["Avg"] = (scores.mean(axis=1, skipna=False) * 100).round(1)
     best = dict.fromkeys(frame.columns, "max")
     frame["Pruned (%)"] = (budget["pruning_ratio"] * 100).round(1)
     frame["KV cache (-%)"] = (budget["kv_cache_reduction"] * 100).round(1)
-    frame.insert(0, "Method", [method_name(m) for m in frame.index])
-    caption = (f"{model_label(rows, model)}: {GROUPS.get(group, group)} tasks. {SCORE_NOTE} Avg is the mean over "
+    frame.insert(0, "Method", [methods.label(m) for m in frame.index])
+    caption = (f"{model_label(rows, model)}: {CATEGORIES.get(category, category)} tasks. {SCORE_NOTE} Avg is the mean over "
                f"the tasks shown. Pruned: share of decoder linear weights removed; KV cache: KV-cache reduction "
                f"(both %). {caveats(rows)}")
     frame = frame.reset_index(drop=True)
-    return Table(f"{model}_{group}", caption.strip(), frame, best, reference=_dense_rows(frame, "Method"))
+    return Table(f"{model}_{category}", caption.strip(), frame, best, reference=_dense_rows(frame, "Method"))
 
 
 def ablation_table(results: pd.DataFrame, model: str) -> Table | None:
-    """One row per ablation experiment (beside the main run's Dense and HARP): group averages and perplexity."""
+    """One row per ablation experiment (beside the main run's Dense and HARP): category averages and perplexity."""
     mine = results[results.model == model]
     if (mine.experiment == MAIN).all():
         return None
@@ -143,16 +139,16 @@ def ablation_table(results: pd.DataFrame, model: str) -> Table | None:
     rank = method_order(mine.method)
     main_first = sorted(mine[["experiment", "method"]].drop_duplicates().itertuples(index=False),
                         key=lambda r: (r.experiment != MAIN, r.experiment, rank.index(r.method)))
-    labels = {(e, m): method_name(m) if e == MAIN else (e if m == "harp" else f"{e} ({method_name(m)})")
+    labels = {(e, m): methods.label(m) if e == MAIN else (e if m == "harp" else f"{e} ({methods.label(m)})")
               for e, m in main_first}
     mine = mine.assign(row=[labels[(e, m)] for e, m in zip(mine.experiment, mine.method)])
     order = [labels[k] for k in main_first]
     evals = mine[mine.kind == "eval"]
     scores = evals.pivot(index="row", columns="task", values="score").reindex(order)
     frame = pd.DataFrame(index=order)
-    for group in [g for g in GROUPS if g in set(evals.group)]:
-        tasks = sorted(set(evals.task[evals.group == group]))
-        frame[GROUPS[group]] = (scores[tasks].mean(axis=1, skipna=False) * 100).round(1)
+    for category in [c for c in CATEGORIES if c in set(evals.category)]:
+        tasks = sorted(set(evals.task[evals.category == category]))
+        frame[CATEGORIES[category]] = (scores[tasks].mean(axis=1, skipna=False) * 100).round(1)
     frame["Avg"] = (scores.mean(axis=1, skipna=False) * 100).round(1)
     best = dict.fromkeys(frame.columns, "max")
     ppl = mine[mine.kind == "perplexity"].set_index("row")["score"]
@@ -163,7 +159,7 @@ def ablation_table(results: pd.DataFrame, model: str) -> Table | None:
     frame["KV cache (-%)"] = (budget["kv_cache_reduction"] * 100).round(1)
     frame.insert(0, "Run", order)
     caption = (f"{model_label(mine, model)}: ablations of HARP (one row per experiment under results/ablations/). "
-               f"Group columns average the tasks of that group and Avg all tasks, each multiplied by 100 and rounded "
+               f"Category columns average the tasks of that category and Avg all tasks, each multiplied by 100 and rounded "
                f"to one decimal; PPL is held-out perplexity rounded to two decimals. Best pruned run per column in bold. "
                f"Pruned: share of decoder linear weights removed; KV cache: KV-cache reduction (both %). "
                f"{caveats(mine)}")
@@ -179,7 +175,7 @@ def perplexity_table(results: pd.DataFrame) -> Table | None:
         return None
     ppl = rows.pivot(index="method", columns="model", values="score").sort_index(axis=1)
     frame = ppl.loc[method_order(ppl.index)].round(2)
-    frame.insert(0, "Method", [method_name(m) for m in frame.index])
+    frame.insert(0, "Method", [methods.label(m) for m in frame.index])
     frame = frame.reset_index(drop=True)
     sources = ", ".join(f"{m}: {s}" for m, s in sorted(set(zip(rows.model, rows.task))))
     caption = (f"Held-out perplexity (lower is better; text source per model: {sources}), rounded to two decimals; "
@@ -210,7 +206,7 @@ def alpha_table(results: pd.DataFrame) -> Table | None:
 
 def build_tables(results: pd.DataFrame) -> list[Table]:
     models = sorted(set(results.model.dropna()))
-    tables = [score_table(results, m, g) for m in models for g in GROUPS]
+    tables = [score_table(results, m, c) for m in models for c in CATEGORIES]
     tables += [ablation_table(results, m) for m in models] + [perplexity_table(results), alpha_table(results)]
     return [t for t in tables if t is not None]
 
@@ -231,7 +227,7 @@ def to_latex(table: Table) -> str:
 
 
 def to_markdown(table: Table) -> str:
-    """The same table for report.md: same rounding, best in **bold**."""
+    """The same table for the report page: same rounding, best in **bold**."""
     out = table.frame.copy().astype(object)
     for column in table.numeric:
         values = table.frame[column]

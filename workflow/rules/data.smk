@@ -1,25 +1,54 @@
 # The embedded model, the offline fixture datasets and the calibration set.
 
 for _model, _source in P.built_models().items():
+
     rule:
-        name: f"build_{_model}"
-        output: directory(_source)
-        log: f"{LOGS}/build_{_model}.log"
+        name:
+            f"build_{_model}"
+        output:
+            directory(_source),
+        log:
+            str(artifacts.job_log(RESULTS, f"build_{_model}")),
+        conda:
+            ENV
         threads: workflow.cores
-        params: overrides=" ".join((f"model={_model}", *P.common))
-        shell: "OMP_NUM_THREADS={threads} {PY} -m harp.cli.build_tiny {params.overrides} > {log} 2>&1"
+        params:
+            py=PY,
+            overrides=" ".join((f"model={_model}", *P.common)),
+        shell:
+            "OMP_NUM_THREADS={threads} {params.py} -m harp.cli.build_tiny {params.overrides} > {log:q} 2>&1"
+
 
 if P.fixtures_dir:
+
     rule fixtures:
-        output: directory(P.fixtures_dir)
-        log: f"{LOGS}/fixtures.log"
-        params: overrides=" ".join(P.common)
-        shell: "{PY} -m harp.cli.fixtures {params.overrides} > {log} 2>&1"
+        output:
+            directory(P.fixtures_dir),
+        log:
+            str(artifacts.job_log(RESULTS, "fixtures")),
+        conda:
+            ENV
+        params:
+            py=PY,
+            overrides=" ".join(P.common),
+        shell:
+            "{params.py} -m harp.cli.fixtures {params.overrides} > {log:q} 2>&1"
+
 
 rule calibrate:
-    input: lambda wc: P.model_inputs(wc.model)
-    output: "{run}/{model}/calib/calibration.pt"
-    log: "{run}/{model}/calib/calibrate.log"
-    params: overrides=lambda wc: P.overrides(wc.run, wc.model)
-    resources: mem_mb=MODEL_RESOURCES["mem_mb"], runtime=30
-    shell: "OMP_NUM_THREADS={threads} {PY} -m harp.cli.calibrate {params.overrides} > {log} 2>&1"
+    input:
+        lambda wc: P.model_inputs(wc.model),
+    output:
+        str(artifacts.calibration(EXPDIR, "{model}")),
+    log:
+        str(artifacts.job_log(artifacts.calibration(EXPDIR, "{model}").parent, "calibrate")),
+    conda:
+        ENV
+    resources:
+        mem_mb=MODEL_RESOURCES["mem_mb"],
+        runtime=30,
+    params:
+        py=PY,
+        overrides=lambda wc: P.overrides(wc.expdir, wc.model),
+    shell:
+        "OMP_NUM_THREADS={threads} {params.py} -m harp.cli.calibrate {params.overrides} > {log:q} 2>&1"

@@ -1,10 +1,20 @@
-# One pruning plan per model x method; each method's config says what it reads (`needs`).
+# One pruning plan per model x method; harp.methods says what each method reads (`needs`).
+
 
 rule prune:
-    input: lambda wc: P.prune_inputs(wc.run, wc.model, wc.method)
-    output: "{run}/{model}/{method}/plan.json"
-    log: "{run}/{model}/{method}/logs/prune.log"
-    params: overrides=lambda wc: P.overrides(wc.run, wc.model, wc.method)
+    input:
+        lambda wc: P.prune_inputs(wc.expdir, wc.model, wc.method),
+    output:
+        str(artifacts.plan(METHOD_DIR)),
+    log:
+        str(artifacts.job_log(METHOD_DIR, "prune")),
+    conda:
+        ENV
     threads: model_threads
-    resources: **MODEL_RESOURCES
-    shell: "OMP_NUM_THREADS={threads} {PY} -m harp.cli.prune {params.overrides} > {log} 2>&1"
+    resources:
+        **MODEL_RESOURCES,
+    params:
+        py=PY,
+        overrides=lambda wc: P.overrides(wc.expdir, wc.model, wc.method),
+    shell:
+        "OMP_NUM_THREADS={threads} {params.py} -m harp.cli.prune {params.overrides} > {log:q} 2>&1"

@@ -1,15 +1,35 @@
-# Every result into one table (all_results.csv), then LaTeX tables, figures and report.md.
+# Every result into one table, then LaTeX tables, figures and the report page.
+
 
 rule collect:
-    input: P.targets()
-    output: f"{RESULTS}/all_results.csv"
-    log: f"{LOGS}/collect.log"
-    params: overrides=" ".join(P.common)
-    shell: "{PY} -m harp.cli.collect {params.overrides} > {log} 2>&1"
+    input:
+        P.targets(),
+    output:
+        str(artifacts.all_results(RESULTS)),
+    log:
+        str(artifacts.job_log(RESULTS, "collect")),
+    conda:
+        ENV
+    params:
+        py=PY,
+        overrides=" ".join(P.common),
+    shell:
+        "{params.py} -m harp.cli.collect {params.overrides} > {log:q} 2>&1"
+
 
 rule report:
-    input: f"{RESULTS}/all_results.csv"
-    output: f"{RESULTS}/report.md", directory(f"{RESULTS}/tables"), directory(f"{RESULTS}/figures")
-    log: f"{LOGS}/report.log"
-    params: overrides=" ".join(P.common)
-    shell: "{PY} -m harp.cli.report {params.overrides} > {log} 2>&1"
+    input:
+        str(artifacts.all_results(RESULTS)),
+    output:
+        str(artifacts.report(RESULTS)),
+        directory(str(artifacts.tables_dir(RESULTS))),
+        directory(str(artifacts.figures_dir(RESULTS))),
+    log:
+        str(artifacts.job_log(RESULTS, "report")),
+    conda:
+        ENV
+    params:
+        py=PY,
+        overrides=" ".join(P.common),
+    shell:
+        "{params.py} -m harp.cli.report {params.overrides} > {log:q} 2>&1"

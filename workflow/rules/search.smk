@@ -1,10 +1,21 @@
 # HARP's greedy alpha search (once per model and experiment; fixed alphas skip the search itself).
 
+
 rule search:
-    input: lambda wc: P.model_inputs(wc.model), calibration="{run}/{model}/calib/calibration.pt"
-    output: "{run}/{model}/harp/alphas.json"
-    log: "{run}/{model}/harp/logs/search.log"
-    params: overrides=lambda wc: P.overrides(wc.run, wc.model)
+    input:
+        lambda wc: P.model_inputs(wc.model),
+        calibration=str(artifacts.calibration(EXPDIR, "{model}")),
+    output:
+        str(artifacts.alphas(EXPDIR, "{model}")),
+    log:
+        str(artifacts.job_log(HARP_DIR, "search")),
+    conda:
+        ENV
     threads: model_threads
-    resources: **MODEL_RESOURCES
-    shell: "OMP_NUM_THREADS={threads} {PY} -m harp.cli.search {params.overrides} > {log} 2>&1"
+    resources:
+        **MODEL_RESOURCES,
+    params:
+        py=PY,
+        overrides=lambda wc: P.overrides(wc.expdir, wc.model),
+    shell:
+        "OMP_NUM_THREADS={threads} {params.py} -m harp.cli.search {params.overrides} > {log:q} 2>&1"

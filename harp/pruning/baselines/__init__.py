@@ -1,13 +1,12 @@
-"""Structured-pruning baselines, registered as planners and appliers on import.
-
-Methods (one module each, holding only the scoring rule): `mag_sp`, `wanda_sp`, `flap`, `amp`,
-`attn_drop`, and `harp_flap` (HARP followed by FLAP MLP-channel pruning, the authors' release).
+"""Structured-pruning baselines: `mag_sp`, `wanda_sp`, `flap`, `amp`, `attn_drop`, and `harp_flap` (HARP
+followed by FLAP MLP-channel pruning, the authors' release). Each module holds only its scoring rule;
+`harp.methods` lists them.
 
 Choices shared by all of them:
-- Budget: removed decoder linear weights match HARP's plan (`<model>/harp/plan.json`) within 1%,
-  counted in exact weights per unit (`budget`); `method.ratio` sets a fraction instead. Whole
-  attention blocks (`attn_drop`) are too coarse to always hit 1%: they get as close as whole
-  blocks allow and `details["budget"]` records the gap.
+- Budget: removed decoder linear weights match the budget (`harp.pruning.budget`: HARP's plan, or
+  `method.ratio`) within 1%, counted in exact weights per unit (`ranking`). Whole attention blocks
+  (`attn_drop`) are too coarse to always hit 1%: they get as close as whole blocks allow and
+  `details["budget"]` records the gap.
 - GQA: attention is pruned in whole key/value groups, each with the query heads that read it.
   Dropping a query head alone would leave the KV cache as large; dropping a key/value head alone
   would orphan its query heads. Whole groups keep `num_key_value_groups`, so stock HF attention
@@ -20,4 +19,3 @@ Choices shared by all of them:
 - Calibration data are the calibrate stage's (the same as HARP's alpha search): the model's
   `calibration_source` (C4 for Wanda's setting when set to `c4`, the embedded corpus for `tiny`).
 """
-from harp.pruning.baselines import amp, attn_drop, flap, harp_flap, mag_sp, wanda_sp  # noqa: F401

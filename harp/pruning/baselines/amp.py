@@ -11,8 +11,7 @@ from torch import nn
 from harp.models.adapters import decoder_layers
 from harp.pruning.baselines.common import Scores, apply_structured_plan, has_dense_attention, per_group, plan_structured
 from harp.pruning.baselines.structures import LayerStats
-from harp.pruning.plan import register_applier
-from harp.pruning.registry import PruneInputs, register_planner
+from harp.pruning.plan import Plan, PruneInputs
 
 
 def amp_scores(model: nn.Module, stats: list[LayerStats], kinds: tuple[str, ...]) -> Scores:
@@ -25,9 +24,8 @@ def amp_scores(model: nn.Module, stats: list[LayerStats], kinds: tuple[str, ...]
     return out
 
 
-@register_planner("amp")
-def plan_amp(inp: PruneInputs):
+def make_plan(inp: PruneInputs) -> Plan:
     return plan_structured(inp, "amp", amp_scores, head_contrib=True)
 
 
-register_applier("amp")(apply_structured_plan)
+apply = apply_structured_plan

@@ -13,8 +13,7 @@ from torch import nn
 from harp.models.adapters import decoder_layers
 from harp.pruning.baselines.common import Scores, apply_structured_plan, has_dense_attention, plan_structured
 from harp.pruning.baselines.structures import LayerStats
-from harp.pruning.plan import register_applier
-from harp.pruning.registry import PruneInputs, register_planner
+from harp.pruning.plan import Plan, PruneInputs
 
 
 def block_scores(model: nn.Module, stats: list[LayerStats], kinds: tuple[str, ...]) -> Scores:
@@ -22,9 +21,8 @@ def block_scores(model: nn.Module, stats: list[LayerStats], kinds: tuple[str, ..
             for i, layer in enumerate(decoder_layers(model)) if has_dense_attention(layer)}
 
 
-@register_planner("attn_drop")
-def plan_attn_drop(inp: PruneInputs):
+def make_plan(inp: PruneInputs) -> Plan:
     return plan_structured(inp, "attn_drop", block_scores, kinds=("block",), strict=False, block_similarity=True)
 
 
-register_applier("attn_drop")(apply_structured_plan)
+apply = apply_structured_plan

@@ -13,14 +13,13 @@ from torch import nn
 
 from harp.errors import HarpError
 from harp.models.adapters import decoder_layers
-from harp.pruning.baselines.budget import Unit, rank, select, standardised_within, target_removed
+from harp.pruning.baselines.ranking import Unit, rank, select, standardised_within
 from harp.pruning.baselines.structures import (
     ChannelStats, LayerStats, apply_structure, attention_bias_name, collect_stats, head_rows, mlp_bias_name,
     num_groups,
 )
 from harp.pruning.params import decoder_linear_params
-from harp.pruning.plan import Plan, describe
-from harp.pruning.registry import PruneInputs
+from harp.pruning.plan import Plan, PruneInputs, build_plan
 
 Scores = dict[tuple[str, int], torch.Tensor]  # (kind, layer) -> one score per unit, higher = more important
 TARGETS = {"attention": ("attention",), "mlp": ("mlp",), "attention+mlp": ("attention", "mlp")}
@@ -134,11 +133,13 @@ def plan_structured(inp: PruneInputs, name: str, scorer: Callable, *, standardis
     Unlike structures only compete after standardisation, so by default (`standardise=None`) unit
     scores are standardised per layer and kind exactly when attention and MLP units are mixed.
     """
-    model, m = inp.model, inp.cfg.method
+    model, m = inp.model, inp.method
     kinds = kinds or target_kinds(m.target)
     before = decoder_linear_params(model)
-    target = target_removed(inp)
-    stats = collect_stats(model, inp.calibration, int(m.options.get("batch_size", 8)), **stat_options)
+    if inp.target_removed is None:
+        raise HarpError(f"{name} removes a parameter budget, and none was given.")
+    target = inp.target_removed
+    stats = collect_stats(model, inp.calibration, m.batch_size, **stat_options)
     scores = scorer(model, stats, kinds)
     if standardise is None:
         standardise = len({kind for kind, _ in scores}) > 1
@@ -148,7 +149,7 @@ def plan_structured(inp: PruneInputs, name: str, scorer: Callable, *, standardis
                                    "requested_ratio": m.ratio, "standardised": standardise,
                                    "compensated": compensate}
     layers = sorted({int(k) for k in details["removed_groups"]} | {int(k) for k in details["removed_channels"]})
-    return describe(name, inp.cfg.model.source, model, before, layers, details=details, tensors=result["tensors"])
+    return build_plan(name, inp.source, model, before, layers, details=details, tensors=result["tensors"])
 
 
 def apply_structured_plan(model: nn.Module, plan: Plan) -> None:

@@ -12,19 +12,17 @@ import torch
 
 from harp.pruning.baselines.common import apply_structured_plan, channel_scores, plan_structured
 from harp.pruning.baselines.structures import ChannelStats
-from harp.pruning.plan import register_applier
-from harp.pruning.registry import PruneInputs, register_planner
+from harp.pruning.plan import Plan, PruneInputs
 
 
 def wifv(weight: torch.Tensor, stats: ChannelStats) -> torch.Tensor:
     return stats.variance * weight.double().pow(2).sum(0).cpu()
 
 
-@register_planner("flap")
-def plan_flap(inp: PruneInputs):
+def make_plan(inp: PruneInputs) -> Plan:
     plan = plan_structured(inp, "flap", channel_scores(wifv, standardised=True), standardise=False, compensate=True)
     plan.details["standardised"] = "channels, within each layer and module"
     return plan
 
 
-register_applier("flap")(apply_structured_plan)
+apply = apply_structured_plan

@@ -9,17 +9,15 @@ import torch
 
 from harp.pruning.baselines.common import apply_structured_plan, channel_scores, plan_structured
 from harp.pruning.baselines.structures import ChannelStats
-from harp.pruning.plan import register_applier
-from harp.pruning.registry import PruneInputs, register_planner
+from harp.pruning.plan import Plan, PruneInputs
 
 
 def magnitude(weight: torch.Tensor, stats: ChannelStats) -> torch.Tensor:
     return weight.double().norm(dim=0).cpu()
 
 
-@register_planner("mag_sp")
-def plan_mag_sp(inp: PruneInputs):
+def make_plan(inp: PruneInputs) -> Plan:
     return plan_structured(inp, "mag_sp", channel_scores(magnitude))
 
 
-register_applier("mag_sp")(apply_structured_plan)
+apply = apply_structured_plan

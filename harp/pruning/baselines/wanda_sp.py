@@ -9,17 +9,15 @@ import torch
 
 from harp.pruning.baselines.common import apply_structured_plan, channel_scores, plan_structured
 from harp.pruning.baselines.structures import ChannelStats
-from harp.pruning.plan import register_applier
-from harp.pruning.registry import PruneInputs, register_planner
+from harp.pruning.plan import Plan, PruneInputs
 
 
 def wanda(weight: torch.Tensor, stats: ChannelStats) -> torch.Tensor:
     return weight.double().abs().sum(0).cpu() * stats.norm
 
 
-@register_planner("wanda_sp")
-def plan_wanda_sp(inp: PruneInputs):
+def make_plan(inp: PruneInputs) -> Plan:
     return plan_structured(inp, "wanda_sp", channel_scores(wanda))
 
 
-register_applier("wanda_sp")(apply_structured_plan)
+apply = apply_structured_plan

@@ -1,5 +1,5 @@
 """Matched budgets: rank structures globally and pick the least important until the removed
-parameter count matches the reference (HARP's plan, or `method.ratio`) within 1%.
+parameter count matches the budget (`harp.pruning.budget`) within 1%.
 
 Structures differ in size (a key/value group with its query heads is `2 * (n_rep + 1) * head_dim *
 hidden` weights, an MLP channel `3 * hidden`, a whole attention block all of q/k/v/o), so the
@@ -13,7 +13,6 @@ from dataclasses import dataclass
 import torch
 
 from harp.errors import HarpError
-from harp.pruning.params import decoder_linear_params
 
 TOLERANCE = 0.01
 
@@ -24,23 +23,6 @@ class Unit:
     layer: int
     index: int
     cost: int  # decoder linear weights its removal frees
-
-
-def target_removed(inp) -> int:
-    """Weights to remove: `method.ratio` of the model's decoder linear weights, or what HARP removed."""
-    before = decoder_linear_params(inp.model)
-    ratio = inp.cfg.method.ratio
-    if ratio is not None:
-        if not 0.0 <= ratio < 1.0:
-            raise HarpError(f"method.ratio is {ratio}; it must lie in [0, 1).")
-        return round(ratio * before)
-    ref = inp.reference
-    if ref is None:
-        raise HarpError("No reference budget: run `prune method=harp` first, or set method.ratio.")
-    if ref.params_before != before:
-        raise HarpError(f"HARP's plan counts {ref.params_before} decoder linear weights but this model has {before}: "
-                        "the reference plan belongs to a different model.")
-    return ref.params_before - ref.params_after
 
 
 def standardised_within(s: torch.Tensor) -> torch.Tensor:

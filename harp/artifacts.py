@@ -1,0 +1,123 @@
+"""Where every artifact lives: the one owner of the results layout (torch-free).
+
+The stages, the Snakemake rules, the workflow planner and the report all ask this module; no other
+module spells a file name. An experiment is the main run or one ablation (a `conf/experiment/` name):
+
+    <results_dir>/                          the main experiment
+      <model>/calib/calibration.pt          calibration token ids
+      <model>/harp/alphas.json, search.csv  HARP's alphas and the search trace
+      <model>/<method>/plan.json (+ plan.safetensors), ppl.json, eval/<task>.json, speed.csv
+      <model>/<method>/<stage>.config.yaml  the resolved config of the stage that wrote there
+      <model>/<method>/logs/<stage>.log     Snakemake job logs
+      ablations/<experiment>/...            each ablation, the same layout
+      all_results.csv, report.md, tables/, figures/, logs/
+
+Functions return `Path`s; given Snakemake wildcards (`"{expdir}"`) they return the rules' patterns.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+MAIN = "main"  # the experiment name of the main run; every other experiment is an ablation
+ABLATIONS = "ablations"
+SEARCHED_METHOD = "harp"  # the method whose folder holds the alpha search's outputs
+
+PLAN, PLAN_TENSORS, ALPHAS = "plan.json", "plan.safetensors", "alphas.json"
+
+
+def experiment_dir(results_dir: str | Path, experiment: str | None = None) -> Path:
+    """The folder of an experiment: `results_dir` for the main run, `results_dir/ablations/<name>` otherwise."""
+    if experiment in (None, MAIN):
+        return Path(results_dir)
+    return Path(results_dir) / ABLATIONS / experiment
+
+
+def experiments_on_disk(results_dir: str | Path) -> Iterator[tuple[str, Path]]:
+    """`(experiment, folder)` of the main run and of every ablation folder present under `results_dir`."""
+    yield MAIN, Path(results_dir)
+    for d in sorted((Path(results_dir) / ABLATIONS).glob("*")):
+        if d.is_dir() and not d.name.startswith("."):
+            yield d.name, d
+
+
+def model_dir(expdir: str | Path, model: str) -> Path:
+    return Path(expdir) / model
+
+
+def method_dir(expdir: str | Path, model: str, method: str) -> Path:
+    return Path(expdir) / model / method
+
+
+# --- per model ------------------------------------------------------------------------------------
+def calibration(expdir: str | Path, model: str) -> Path:
+    return model_dir(expdir, model) / "calib" / "calibration.pt"
+
+
+def alphas(expdir: str | Path, model: str) -> Path:
+    return method_dir(expdir, model, SEARCHED_METHOD) / ALPHAS
+
+
+def search_trace(expdir: str | Path, model: str) -> Path:
+    return method_dir(expdir, model, SEARCHED_METHOD) / "search.csv"
+
+
+# --- per model and method (functions of the method folder) ----------------------------------------
+def plan(mdir: str | Path) -> Path:
+    return Path(mdir) / PLAN
+
+
+def plan_tensors(mdir: str | Path) -> Path:
+    return Path(mdir) / PLAN_TENSORS
+
+
+def perplexity(mdir: str | Path) -> Path:
+    return Path(mdir) / "ppl.json"
+
+
+def eval_dir(mdir: str | Path) -> Path:
+    return Path(mdir) / "eval"
+
+
+def eval_result(mdir: str | Path, task: str) -> Path:
+    return eval_dir(mdir) / f"{task}.json"
+
+
+def speed(mdir: str | Path) -> Path:
+    return Path(mdir) / "speed.csv"
+
+
+def has_results(mdir: Path) -> bool:
+    """Whether a folder holds any per-method artifact (what collect looks for)."""
+    return any(p.exists() for p in (plan(mdir), perplexity(mdir), eval_dir(mdir), speed(mdir), mdir / ALPHAS))
+
+
+# --- provenance and logs --------------------------------------------------------------------------
+def stage_config(directory: str | Path, stage: str) -> Path:
+    """The resolved config a stage records beside its outputs."""
+    return Path(directory) / f"{stage}.config.yaml"
+
+
+def job_log(directory: str | Path, stage: str) -> Path:
+    return Path(directory) / "logs" / f"{stage}.log"
+
+
+# --- over all experiments -------------------------------------------------------------------------
+def all_results(results_dir: str | Path) -> Path:
+    return Path(results_dir) / "all_results.csv"
+
+
+def report(results_dir: str | Path) -> Path:
+    return Path(results_dir) / "report.md"
+
+
+def tables_dir(results_dir: str | Path) -> Path:
+    return Path(results_dir) / "tables"
+
+
+def figures_dir(results_dir: str | Path) -> Path:
+    return Path(results_dir) / "figures"
+
+
+def logs_dir(results_dir: str | Path) -> Path:
+    return Path(results_dir) / "logs"

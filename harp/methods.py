@@ -1,0 +1,61 @@
+"""The one table of pruning methods: name, table label, the module that plans and re-applies it, what it reads.
+
+Torch-free, so the workflow planner reads `needs` without importing a model library; a method's module
+(`plan(inputs) -> Plan`, `apply(model, plan)`) is imported only when a plan is made or re-applied. Every
+plan the pipeline writes therefore re-applies from the Python API after `import harp` alone.
+"""
+from __future__ import annotations
+
+import difflib
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from harp.errors import HarpError
+
+# What the prune stage can feed a method: the calibration ids, HARP's searched alphas, HARP's plan.
+NEEDS = ("calibration", "alphas", "reference")
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    label: str  # row label in tables and figures
+    module: str  # defines `make_plan(inputs: PruneInputs) -> Plan` and `apply(model, plan) -> None`
+    needs: tuple[str, ...] = ()
+    budgeted: bool = False  # removes a parameter budget that the prune stage resolves (`harp.pruning.budget`)
+
+    @property
+    def planner(self) -> Callable:
+        return importlib.import_module(self.module).make_plan
+
+    @property
+    def applier(self) -> Callable:
+        return importlib.import_module(self.module).apply
+
+
+_BASELINE = ("calibration", "reference")
+METHODS: dict[str, Method] = {m.name: m for m in (
+    Method("dense", "Dense", "harp.pruning.dense"),
+    Method("harp", "HARP", "harp.pruning.harp", needs=("alphas",)),
+    Method("harp_flap", "HARP+FLAP", "harp.pruning.baselines.harp_flap", needs=("alphas", "calibration")),
+    Method("mag_sp", "Mag-sp", "harp.pruning.baselines.mag_sp", needs=_BASELINE, budgeted=True),
+    Method("wanda_sp", "Wanda-sp", "harp.pruning.baselines.wanda_sp", needs=_BASELINE, budgeted=True),
+    Method("flap", "FLAP", "harp.pruning.baselines.flap", needs=_BASELINE, budgeted=True),
+    Method("amp", "AMP", "harp.pruning.baselines.amp", needs=_BASELINE, budgeted=True),
+    Method("attn_drop", "AttnDrop", "harp.pruning.baselines.attn_drop", needs=_BASELINE, budgeted=True),
+)}
+
+
+def get(name: str) -> Method:
+    """The method called `name`; an unknown name is one sentence with the closest known one."""
+    if name not in METHODS:
+        close = difflib.get_close_matches(name, list(METHODS), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise HarpError(f"Unknown pruning method {name!r}; known: {', '.join(METHODS)}.{hint}")
+    return METHODS[name]
+
+
+def label(name: str) -> str:
+    """The table label of a method (its name when it is not in the table)."""
+    return METHODS[name].label if name in METHODS else name

@@ -1,0 +1,30 @@
+# Shared by all rules: the pipeline plan (harp.workflow), the folder patterns (harp.artifacts),
+# the interpreter, the conda environment and per-model resources.
+import sys
+
+from snakemake.exceptions import WorkflowError
+
+from harp import artifacts
+from harp.errors import HarpError
+from harp.workflow import Pipeline
+
+try:
+    P = Pipeline(config, conf_dir=f"{workflow.basedir}/conf")
+except HarpError as err:
+    raise WorkflowError(str(err)) from None
+
+PY = sys.executable  # the interpreter running snakemake: its environment has harp installed
+RESULTS = P.results_dir
+ENV = "../../environment.yml"  # conda environment of every rule (with --software-deployment-method conda)
+# wildcard patterns of the per-model and per-method folders, from harp.artifacts
+EXPDIR = "{expdir}"
+METHOD_DIR = artifacts.method_dir(EXPDIR, "{model}", "{method}")
+HARP_DIR = artifacts.method_dir(EXPDIR, "{model}", artifacts.SEARCHED_METHOD)
+
+
+# A job on a model asks for the resources of the model's kind (workflow/config.yaml `resources`).
+MODEL_RESOURCES = {key: (lambda wc, key=key: P.resource(wc.model, key)) for key in ("gpu", "mem_mb", "runtime")}
+
+
+def model_threads(wildcards):
+    return P.resource(wildcards.model, "threads")
