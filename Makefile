@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 CORES ?= 2
 
-.PHONY: demo test install bench
+.PHONY: demo test lint install bench
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -22,6 +22,13 @@ demo: install
 ## test: the test suite
 test: install
 	$(PY) -m pytest
+
+## lint: ruff (lint and format), snakefmt and snakemake's own linter, as CI runs them before the tests
+lint: install
+	$(VENV)/bin/ruff check harp tests notebooks
+	$(VENV)/bin/ruff format --check harp tests notebooks
+	$(VENV)/bin/snakefmt --check Snakefile workflow/rules
+	$(VENV)/bin/snakemake --lint --quiet
 
 ## bench: cached vs plain alpha search on a 32-layer Llama config
 bench: install

@@ -7,6 +7,7 @@
 The names below load on first use, so the torch-free parts (`harp.artifacts`, `harp.methods`,
 `harp.workflow`) import without torch; every method of `harp.methods` re-applies with `apply_plan`.
 """
+
 from __future__ import annotations
 
 import importlib

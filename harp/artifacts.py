@@ -14,6 +14,7 @@ module spells a file name. An experiment is the main run or one ablation (a `con
 
 Functions return `Path`s; given Snakemake wildcards (`"{expdir}"`) they return the rules' patterns.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator

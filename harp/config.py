@@ -3,6 +3,7 @@
 The YAML under `conf/` gives values; these dataclasses give the keys and types, so a typo
 (`method.num_layer=4`) or a wrong type fails at start-up naming the key, before any work starts.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

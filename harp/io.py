@@ -1,13 +1,15 @@
 """Atomic writes: a stage's output appears whole or not at all, so a killed run is never taken as done."""
+
 from __future__ import annotations
 
 import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 
 def _umask() -> int:
@@ -64,4 +66,6 @@ def read_json(path: str | Path) -> Any:
     except FileNotFoundError:
         raise HarpError(f"{path} does not exist; run the stage that writes it first.") from None
     except json.JSONDecodeError as e:
-        raise HarpError(f"{path} is not valid JSON ({e.msg} at line {e.lineno}); delete it and rerun the stage that writes it.") from None
+        raise HarpError(
+            f"{path} is not valid JSON ({e.msg} at line {e.lineno}); delete it and rerun the stage that writes it."
+        ) from None

@@ -3,6 +3,7 @@
 Torch-free: the workflow planner checks a layer setting before any job starts with the same function
 the stages use.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -27,6 +28,8 @@ def from_last(layers: Sequence[int], values: Sequence[float], what: str = "alpha
     """Pair values listed from the last pruned layer down (index 0 = last layer, as the published alphas
     are) with their layers."""
     if len(values) != len(layers):
-        raise HarpError(f"{len(values)} {what} were given for {len(layers)} pruned layers; give one per layer, "
-                        "the last layer first.")
+        raise HarpError(
+            f"{len(values)} {what} were given for {len(layers)} pruned layers; give one per layer, "
+            "the last layer first."
+        )
     return {layer: float(v) for layer, v in zip(sorted(layers, reverse=True), values)}

@@ -4,6 +4,7 @@ Torch-free, so the workflow planner reads `needs` without importing a model libr
 (`plan(inputs) -> Plan`, `apply(model, plan)`) is imported only when a plan is made or re-applied. Every
 plan the pipeline writes therefore re-applies from the Python API after `import harp` alone.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -35,16 +36,19 @@ class Method:
 
 
 _BASELINE = ("calibration", "reference")
-METHODS: dict[str, Method] = {m.name: m for m in (
-    Method("dense", "Dense", "harp.pruning.dense"),
-    Method("harp", "HARP", "harp.pruning.harp", needs=("alphas",)),
-    Method("harp_flap", "HARP+FLAP", "harp.pruning.baselines.harp_flap", needs=("alphas", "calibration")),
-    Method("mag_sp", "Mag-sp", "harp.pruning.baselines.mag_sp", needs=_BASELINE, budgeted=True),
-    Method("wanda_sp", "Wanda-sp", "harp.pruning.baselines.wanda_sp", needs=_BASELINE, budgeted=True),
-    Method("flap", "FLAP", "harp.pruning.baselines.flap", needs=_BASELINE, budgeted=True),
-    Method("amp", "AMP", "harp.pruning.baselines.amp", needs=_BASELINE, budgeted=True),
-    Method("attn_drop", "AttnDrop", "harp.pruning.baselines.attn_drop", needs=_BASELINE, budgeted=True),
-)}
+METHODS: dict[str, Method] = {
+    m.name: m
+    for m in (
+        Method("dense", "Dense", "harp.pruning.dense"),
+        Method("harp", "HARP", "harp.pruning.harp", needs=("alphas",)),
+        Method("harp_flap", "HARP+FLAP", "harp.pruning.baselines.harp_flap", needs=("alphas", "calibration")),
+        Method("mag_sp", "Mag-sp", "harp.pruning.baselines.mag_sp", needs=_BASELINE, budgeted=True),
+        Method("wanda_sp", "Wanda-sp", "harp.pruning.baselines.wanda_sp", needs=_BASELINE, budgeted=True),
+        Method("flap", "FLAP", "harp.pruning.baselines.flap", needs=_BASELINE, budgeted=True),
+        Method("amp", "AMP", "harp.pruning.baselines.amp", needs=_BASELINE, budgeted=True),
+        Method("attn_drop", "AttnDrop", "harp.pruning.baselines.attn_drop", needs=_BASELINE, budgeted=True),
+    )
+}
 
 
 def get(name: str) -> Method:

@@ -2,6 +2,7 @@
 
 Each reader checks what it returns, so a damaged file is one sentence naming the file and the fix.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -9,6 +9,7 @@ entering l are computed once and each candidate runs only layers l..N-1 plus the
 per-layer call arguments (causal mask, rotary embeddings) are captured from one real forward
 pass, so the cached path calls the very same modules with the very same inputs as a full forward.
 """
+
 from __future__ import annotations
 
 import math
@@ -19,8 +20,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from harp.errors import HarpError
-from harp.models.adapters import adapter_for, decoder_layers, logits_from_hidden
 from harp.layers import pruned_layers
+from harp.models.adapters import adapter_for, decoder_layers, logits_from_hidden
 from harp.pruning.harp import HarpSlot
 
 DEFAULT_GRID = tuple(round(0.1 * i, 1) for i in range(11))
@@ -42,9 +43,13 @@ class SearchResult:
 def _nll(logits: torch.Tensor, input_ids: torch.Tensor) -> float:
     """Summed next-token negative log-likelihood of one chunk, in float64."""
     logits = logits[:, :-1].float()
-    return torch.nn.functional.cross_entropy(
-        logits.reshape(-1, logits.size(-1)), input_ids[:, 1:].reshape(-1).to(logits.device), reduction="sum"
-    ).double().item()
+    return (
+        torch.nn.functional.cross_entropy(
+            logits.reshape(-1, logits.size(-1)), input_ids[:, 1:].reshape(-1).to(logits.device), reduction="sum"
+        )
+        .double()
+        .item()
+    )
 
 
 class _Evaluator:
@@ -75,10 +80,13 @@ class _Evaluator:
                 if idx == self.base:
                     self.inputs.append(args[0] if args else kwargs["hidden_states"])
                 chunk_kwargs[idx] = {k: v for k, v in kwargs.items() if k not in ("hidden_states", "past_key_values")}
+
             return record
 
-        handles = [self.layers[i].register_forward_pre_hook(hook(i), with_kwargs=True)
-                   for i in range(self.base, len(self.layers))]
+        handles = [
+            self.layers[i].register_forward_pre_hook(hook(i), with_kwargs=True)
+            for i in range(self.base, len(self.layers))
+        ]
         try:
             nll = 0.0
             for c in self.chunks:

@@ -2,6 +2,7 @@
 
 Offline by default: runs land under `results/wandb/` and can be uploaded later with `wandb sync`.
 """
+
 from __future__ import annotations
 
 import os
@@ -31,8 +32,12 @@ def tracked_run(cfg: Config, stage: str, per_model: bool = True) -> Iterator[obj
         entity=cfg.tracking.entity,
         group=cfg.model.name if per_model else stage,
         job_type=stage,
-        name="/".join(filter(None, [cfg.model.name if per_model else None, cfg.method.name if per_model else None,
-                                    stage, cfg.experiment])),
+        name="/".join(
+            filter(
+                None,
+                [cfg.model.name if per_model else None, cfg.method.name if per_model else None, stage, cfg.experiment],
+            )
+        ),
         config=asdict(cfg),
         dir=cfg.tracking.dir,
         mode=cfg.tracking.mode,

@@ -5,6 +5,7 @@ The Snakefile stays declarative: everything it needs is computed here from the w
 under `conf/`, composed without touching any weights, so a dry run of the paper suite needs no download.
 Each stage job is then `python -m harp.cli.<stage>` with the same Hydra overrides the plan composed.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -87,12 +88,19 @@ class Pipeline:
         self.results_dir = str(wf.get("results_dir") or "results")
         self.resources: dict = wf.get("resources") or {}
         tracking = wf.get("tracking") or "offline"
-        self.common = (f"eval={pick('eval')}", f"speed={pick('speed') or 'cpu'}", f"tracking={tracking}",
-                       f"results_dir={self.results_dir}", *map(str, wf.get("overrides") or []))
+        self.common = (
+            f"eval={pick('eval')}",
+            f"speed={pick('speed') or 'cpu'}",
+            f"tracking={tracking}",
+            f"results_dir={self.results_dir}",
+            *map(str, wf.get("overrides") or []),
+        )
         self._check(experiments, pick("eval"), pick("speed"), tracking)
 
         # ablations rerun HARP (and whatever it needs) with their overrides; the main run is skipped with experiment=X
-        plan = ([] if only else [(MAIN, m) for m in self.methods]) + [(e, m) for e in experiments for m in self.ablation_methods]
+        plan = ([] if only else [(MAIN, m) for m in self.methods]) + [
+            (e, m) for e in experiments for m in self.ablation_methods
+        ]
         self.variants: dict[tuple[str, str, str], Variant] = {}
         for model in self.models:
             for experiment, method in plan:
@@ -153,8 +161,11 @@ class Pipeline:
 
     def wildcard_constraints(self) -> dict[str, str]:
         alternatives = lambda names: "|".join(re.escape(n) for n in sorted(set(names), key=len, reverse=True))  # noqa: E731
-        return {"expdir": alternatives(self.experiment_dir(e) for e in self.experiments()),
-                "model": alternatives(self.models), "method": alternatives(m for (_, _, m) in self.variants)}
+        return {
+            "expdir": alternatives(self.experiment_dir(e) for e in self.experiments()),
+            "model": alternatives(self.models),
+            "method": alternatives(m for (_, _, m) in self.variants),
+        }
 
     # --- what each job reads -----------------------------------------------------------------------------------
     def model_inputs(self, model: str) -> list[str]:
@@ -168,13 +179,19 @@ class Pipeline:
 
     def prune_inputs(self, expdir: str, model: str, method: str) -> list[str]:
         needs = methods.get(method).needs
-        files = {"calibration": artifacts.calibration(expdir, model), "alphas": artifacts.alphas(expdir, model),
-                 "reference": artifacts.plan(artifacts.method_dir(expdir, model, artifacts.SEARCHED_METHOD))}
+        files = {
+            "calibration": artifacts.calibration(expdir, model),
+            "alphas": artifacts.alphas(expdir, model),
+            "reference": artifacts.plan(artifacts.method_dir(expdir, model, artifacts.SEARCHED_METHOD)),
+        }
         return self.model_inputs(model) + [str(files[n]) for n in methods.NEEDS if n in needs]
 
     def eval_inputs(self, expdir: str, model: str, method: str) -> list[str]:
-        return [*self.model_inputs(model), str(artifacts.plan(artifacts.method_dir(expdir, model, method))),
-                *([self.fixtures_dir] if self.fixtures_dir else [])]
+        return [
+            *self.model_inputs(model),
+            str(artifacts.plan(artifacts.method_dir(expdir, model, method))),
+            *([self.fixtures_dir] if self.fixtures_dir else []),
+        ]
 
     def overrides(self, expdir: str, model: str, method: str | None = None) -> str:
         variant = self.variant(expdir, model, method) if method else self.model_variant(expdir, model)

@@ -1,4 +1,5 @@
 """Shared fixtures: the four model families, and a quickly trained tiny model (helpers live in tests/helpers.py)."""
+
 from __future__ import annotations
 
 import os
@@ -24,6 +25,17 @@ def tiny_model_dir(tmp_path_factory):
     from harp.models.tiny import TinyConfig, build_tiny
 
     out = tmp_path_factory.mktemp("tiny") / "model"
-    build_tiny(out, TinyConfig(steps=40, seq_len=128, short_seq_len=64, tokens_per_step=1024, hidden_size=96,
-                               intermediate_size=256, num_heads=4), progress=False)
+    build_tiny(
+        out,
+        TinyConfig(
+            steps=40,
+            seq_len=128,
+            short_seq_len=64,
+            tokens_per_step=1024,
+            hidden_size=96,
+            intermediate_size=256,
+            num_heads=4,
+        ),
+        progress=False,
+    )
     return out

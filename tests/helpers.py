@@ -1,4 +1,5 @@
 """Helpers shared by the tests: random-weight models of the four families and the stage config."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,8 +14,15 @@ def random_model(family: str, num_layers: int = 6, seed: int = 0, **overrides):
     """A randomly initialised model of `family` with GQA (4 query heads, 2 key/value heads)."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    kwargs = dict(vocab_size=128, hidden_size=64, intermediate_size=96, num_hidden_layers=num_layers,
-                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256)
+    kwargs = dict(
+        vocab_size=128,
+        hidden_size=64,
+        intermediate_size=96,
+        num_hidden_layers=num_layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+    )
     if family == "gemma2":
         kwargs |= dict(head_dim=16, sliding_window=8, query_pre_attn_scalar=16)
     if family == "qwen2":

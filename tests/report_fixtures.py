@@ -1,4 +1,5 @@
 """A synthetic results tree that follows the result-file contract (BRIEF), for the reporting tests."""
+
 from __future__ import annotations
 
 import csv
@@ -15,8 +16,11 @@ MODELS = {  # name -> (hub id, decoder layers, pruned layers, tiny)
     "tiny": ("results/models/tiny", 8, 3, True),
 }
 METHODS = ("dense", "harp", "wanda_sp")
-TASKS = {"generation": ("gsm8k", "triviaqa"), "discriminative": ("arc_challenge", "boolq", "piqa"),
-         "longbench": ("longbench_qasper", "longbench_trec")}
+TASKS = {
+    "generation": ("gsm8k", "triviaqa"),
+    "discriminative": ("arc_challenge", "boolq", "piqa"),
+    "longbench": ("longbench_qasper", "longbench_trec"),
+}
 ABLATIONS = {"no_rescale": ("qwen2_7b", "tiny"), "layers_bottom": ("qwen2_7b",)}
 GRID = [round(0.1 * i, 1) for i in range(11)]
 SEQ_LENS = (128, 256, 512, 1024)
@@ -27,10 +31,21 @@ def _plan(run_dir: Path, model: str, method: str) -> None:
     ratio = {"dense": 0.0, "harp": 0.025, "wanda_sp": 0.025}[method]
     kv = pruned / num_layers if method == "harp" else 0.0
     layers = list(range(num_layers - pruned, num_layers)) if method == "harp" else []
-    write_json(run_dir / model / method / "plan.json",
-               {"method": method, "model": hub_id, "layers": layers, "params_before": 1000,
-                "params_after": round(1000 * (1 - ratio)), "kv_cache_reduction": kv, "alphas": {}, "details": {},
-                "pruning_ratio": ratio, "tensors": []})
+    write_json(
+        run_dir / model / method / "plan.json",
+        {
+            "method": method,
+            "model": hub_id,
+            "layers": layers,
+            "params_before": 1000,
+            "params_after": round(1000 * (1 - ratio)),
+            "kv_cache_reduction": kv,
+            "alphas": {},
+            "details": {},
+            "pruning_ratio": ratio,
+            "tensors": [],
+        },
+    )
 
 
 def _evals(run_dir: Path, model: str, method: str, rng: random.Random, experiment: str | None) -> None:
@@ -39,19 +54,46 @@ def _evals(run_dir: Path, model: str, method: str, rng: random.Random, experimen
         for task in tasks:
             score = round(rng.uniform(0.05, 0.95), 6)
             metric = "exact_match,strict-match" if category == "generation" else "acc,none"
-            write_json(run_dir / model / method / "eval" / f"{task}.json",
-                       {"model": model, "method": method, "task": task, "category": category,
-                        "metrics": {metric: score}, "stderr": {metric: 0.01}, "primary_metric": metric,
-                        "score": score, "n_samples": 8 if tiny else 1000, "num_fewshot": 0,
-                        "limit": 8 if tiny else None, "fixture": tiny, "tiny_model": tiny, "plan_hash": "abc",
-                        "versions": {"lm_eval": "0.4.13"}, "experiment": experiment})
+            write_json(
+                run_dir / model / method / "eval" / f"{task}.json",
+                {
+                    "model": model,
+                    "method": method,
+                    "task": task,
+                    "category": category,
+                    "metrics": {metric: score},
+                    "stderr": {metric: 0.01},
+                    "primary_metric": metric,
+                    "score": score,
+                    "n_samples": 8 if tiny else 1000,
+                    "num_fewshot": 0,
+                    "limit": 8 if tiny else None,
+                    "fixture": tiny,
+                    "tiny_model": tiny,
+                    "plan_hash": "abc",
+                    "versions": {"lm_eval": "0.4.13"},
+                    "experiment": experiment,
+                },
+            )
 
 
 def _ppl(run_dir: Path, model: str, method: str, rng: random.Random) -> None:
-    write_json(run_dir / model / method / "ppl.json",
-               {"perplexity": rng.uniform(5, 30), "tokens": 4096, "window": 512, "stride": 256, "model": model,
-                "method": method, "source": "corpus", "tiny_model": MODELS[model][3], "plan_hash": "abc",
-                "pruning_ratio": 0.025, "kv_cache_reduction": 0.1})
+    write_json(
+        run_dir / model / method / "ppl.json",
+        {
+            "perplexity": rng.uniform(5, 30),
+            "tokens": 4096,
+            "window": 512,
+            "stride": 256,
+            "model": model,
+            "method": method,
+            "source": "corpus",
+            "tiny_model": MODELS[model][3],
+            "plan_hash": "abc",
+            "pruning_ratio": 0.025,
+            "kv_cache_reduction": 0.1,
+        },
+    )
 
 
 def _alphas(run_dir: Path, model: str, rng: random.Random) -> None:
@@ -65,9 +107,19 @@ def _alphas(run_dir: Path, model: str, rng: random.Random) -> None:
             trace.append({"step": step, "layer": layer, "alpha": a, "perplexity": curve[a]})
     harp_dir = run_dir / model / "harp"
     published = yaml.safe_load((ROOT / "conf" / "model" / f"{model}.yaml").read_text()).get("published_alphas")
-    write_json(harp_dir / "alphas.json", {"layers": layers, "order": "top_down", "grid": GRID, "published": published,
-                                          "searched": True, "alphas": {str(k): v for k, v in alphas.items()},
-                                          "dense_perplexity": 9.0, "perplexity": 10.0})
+    write_json(
+        harp_dir / "alphas.json",
+        {
+            "layers": layers,
+            "order": "top_down",
+            "grid": GRID,
+            "published": published,
+            "searched": True,
+            "alphas": {str(k): v for k, v in alphas.items()},
+            "dense_perplexity": 9.0,
+            "perplexity": 10.0,
+        },
+    )
     with (harp_dir / "search.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=["step", "layer", "alpha", "perplexity"])
         writer.writeheader()
@@ -80,11 +132,24 @@ def _speed(run_dir: Path, model: str) -> None:
         for seq_len in SEQ_LENS:
             base = seq_len / 1e4
             for variant, t in (("original", base), ("pruned", base * 0.8)):
-                rows.append({"model": model, "method": "harp", "variant": variant, "phase": phase,
-                             "seq_len": seq_len, "median_s": t, "tokens_per_s": seq_len / t,
-                             "speedup": base / t, "bound": "compute", "peak_mem_bytes": 10**8,
-                             "kv_cache_bytes": 10**6, "device": "cpu", "dtype": "float32",
-                             "random_weights": False})
+                rows.append(
+                    {
+                        "model": model,
+                        "method": "harp",
+                        "variant": variant,
+                        "phase": phase,
+                        "seq_len": seq_len,
+                        "median_s": t,
+                        "tokens_per_s": seq_len / t,
+                        "speedup": base / t,
+                        "bound": "compute",
+                        "peak_mem_bytes": 10**8,
+                        "kv_cache_bytes": 10**6,
+                        "device": "cpu",
+                        "dtype": "float32",
+                        "random_weights": False,
+                    }
+                )
     with (run_dir / model / "harp" / "speed.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()

@@ -1,5 +1,6 @@
 """Structured baselines: exact units removed, matched budgets, physical removal that still runs
 (forward and cached generation) on all four families, plan round trips, FLAP compensation."""
+
 from __future__ import annotations
 
 import copy
@@ -32,8 +33,9 @@ def inputs(model, method: str, reference=None, alphas=None, **method_kwargs) -> 
     """What the prune stage would feed `method`: the budget resolved from `reference` or `ratio`."""
     settings = MethodConfig(name=method, **({"mlp_ratio": 0.05} if method == "harp_flap" else {}) | method_kwargs)
     budget = target_removed(model, settings.ratio, reference) if methods.get(method).budgeted else None
-    return PruneInputs(model=model, source="random", method=settings, calibration=calibration(), alphas=alphas,
-                       target_removed=budget)
+    return PruneInputs(
+        model=model, source="random", method=settings, calibration=calibration(), alphas=alphas, target_removed=budget
+    )
 
 
 def make_plan(method: str, inp: PruneInputs):
@@ -51,8 +53,7 @@ def plan_method(method: str, family: str, model=None, reference=None, **method_k
         method_kwargs.setdefault("target", "attention+mlp")
     if method == "harp_flap":
         method_kwargs.setdefault("target", "mlp")
-    plan = make_plan(method, inputs(model, method, reference=reference, alphas=dict(REFERENCE_ALPHAS),
-                                    **method_kwargs))
+    plan = make_plan(method, inputs(model, method, reference=reference, alphas=dict(REFERENCE_ALPHAS), **method_kwargs))
     return model, plan, reference
 
 
@@ -93,7 +94,7 @@ def test_removes_exactly_the_lowest_scored_groups(module, method):
             rows = torch.cat([torch.arange(g * 32, (g + 1) * 32) for g in keep])
             after, before = decoder_layers(pruned)[int(layer)].self_attn, decoder_layers(dense)[int(layer)].self_attn
             assert torch.equal(after.q_proj.weight, before.q_proj.weight[rows])
-            assert torch.equal(after.o_proj.weight[:, :32 * len(keep)], before.o_proj.weight[:, rows])
+            assert torch.equal(after.o_proj.weight[:, : 32 * len(keep)], before.o_proj.weight[:, rows])
 
 
 def test_amp_and_attention_drop_follow_their_scores():
@@ -103,7 +104,8 @@ def test_amp_and_attention_drop_follow_their_scores():
     _, plan, _ = plan_method("amp", "llama", model=copy.deepcopy(dense), target="attention")
     lowest = sorted((v[g].item(), layer, g) for (_, layer), v in heads.items() for g in range(2))[:4]
     assert {(str(layer), g) for _, layer, g in lowest} == {
-        (layer, g) for layer, gone in plan.details["removed_groups"].items() for g in gone}
+        (layer, g) for layer, gone in plan.details["removed_groups"].items() for g in gone
+    }
     blocks = attn_drop.block_scores(dense, stats, ("block",))
     least = sorted(blocks, key=lambda k: blocks[k].item())[:2]  # the reference removes 2 whole blocks
     _, plan, _ = plan_method("attn_drop", "llama", model=copy.deepcopy(dense))
@@ -116,8 +118,9 @@ def test_harp_flap_prunes_the_lowest_wifv_channels_of_the_harp_model():
     make_plan("harp", inputs(harp_model, "harp", alphas=dict(REFERENCE_ALPHAS)))
     stats = collect_stats(harp_model, calibration())
     scores = channel_scores(flap.wifv, standardised=True)(harp_model, stats, ("mlp",))
-    ranked = sorted((s.item(), layer, c) for (_, layer), v in scores.items() for c, s in enumerate(v)
-                    if c != int(v.argmax()))
+    ranked = sorted(
+        (s.item(), layer, c) for (_, layer), v in scores.items() for c, s in enumerate(v) if c != int(v.argmax())
+    )
     count = round(0.05 * 6 * 96)  # flap_mlp_ratio of the MLP channels
     pruned, plan, _ = plan_method("harp_flap", "llama")
     removed = {(int(layer), c) for layer, gone in plan.details["removed_channels"].items() for c in gone}
@@ -134,7 +137,7 @@ def test_flap_compensation_lowers_layer_output_error():
         keep = [g for g in range(2) if g not in gone]
         attn = decoder_layers(dense)[int(layer)].self_attn
         captured = []
-        handle = attn.o_proj.register_forward_pre_hook(lambda m, args: captured.append(args[0]))
+        handle = attn.o_proj.register_forward_pre_hook(lambda m, args, captured=captured: captured.append(args[0]))
         with torch.no_grad():
             dense(calibration(), use_cache=False)
         handle.remove()
@@ -170,8 +173,10 @@ def test_every_group_can_go_layer_zero_included_and_ratio_option_is_matched():
     model, plan, _ = plan_method("wanda_sp", "llama", ratio=12 * 6144 / 184320)  # every group of every layer
     assert all(plan.details["removed_groups"][str(i)] == [0, 1] for i in range(6))
     prompt = torch.randint(0, 128, (1, 5), generator=torch.Generator().manual_seed(5))
-    assert torch.equal(model.generate(prompt, max_new_tokens=8, do_sample=False),
-                       model.generate(prompt, max_new_tokens=8, do_sample=False, use_cache=False))
+    assert torch.equal(
+        model.generate(prompt, max_new_tokens=8, do_sample=False),
+        model.generate(prompt, max_new_tokens=8, do_sample=False, use_cache=False),
+    )
     _, plan, _ = plan_method("flap", "qwen2", target="attention+mlp", ratio=0.123)
     assert abs(plan.pruning_ratio - 0.123) <= 0.01 * 0.123
     assert plan.details["removed_channels"] and plan.details["standardised"]
@@ -188,8 +193,11 @@ def test_coarse_budget_is_refused_or_recorded():
 def test_plans_that_do_not_fit_are_refused():
     from harp.pruning.baselines.structures import apply_structure
 
-    for details in ({"removed_groups": {"2": [2]}},
-                    {"removed_channels": {"1": [5, 5]}}, {"removed_channels": {"1": list(range(96))}}):
+    for details in (
+        {"removed_groups": {"2": [2]}},
+        {"removed_channels": {"1": [5, 5]}},
+        {"removed_channels": {"1": list(range(96))}},
+    ):
         with pytest.raises(HarpError, match="plan"):
             apply_structure(random_model("llama"), details, {})
 

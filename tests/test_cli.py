@@ -1,4 +1,5 @@
 """The stage entry points on the tiny model: outputs, provenance, wandb runs and one-sentence errors."""
+
 from __future__ import annotations
 
 import json
@@ -28,9 +29,14 @@ def results(tiny_model_dir, tmp_path_factory):
 
 def test_search_prune_perplexity_pipeline(results):
     small = ["data.num_samples=4", "data.seq_len=32", "method.search.grid=[0.0,0.5,1.0]"]
-    for stage, extra in [("calibrate", small), ("search", small), ("prune", []), ("prune", ["method=dense"]),
-                         ("perplexity", ["eval.perplexity.max_tokens=600"]),
-                         ("perplexity", ["method=dense", "eval.perplexity.max_tokens=600"])]:
+    for stage, extra in [
+        ("calibrate", small),
+        ("search", small),
+        ("prune", []),
+        ("prune", ["method=dense"]),
+        ("perplexity", ["eval.perplexity.max_tokens=600"]),
+        ("perplexity", ["method=dense", "eval.perplexity.max_tokens=600"]),
+    ]:
         proc = run_stage(stage, results, *extra)
         assert proc.returncode == 0, proc.stderr[-2000:]
     alphas = json.loads((results / "tiny/harp/alphas.json").read_text())
@@ -58,10 +64,12 @@ def test_fixed_alphas_and_no_rescale_skip_the_search(results):
 
 @pytest.mark.parametrize(
     "overrides, message",
-    [(["method.num_layers=9"], "Cannot prune 9 layers of a 8-layer model"),
-     (["method.num_layer=3"], "num_layer"),
-     (["model=llama9"], "llama9"),
-     (["model.source=/nonexistent/model", "model.build=null"], "does not exist")],
+    [
+        (["method.num_layers=9"], "Cannot prune 9 layers of a 8-layer model"),
+        (["method.num_layer=3"], "num_layer"),
+        (["model=llama9"], "llama9"),
+        (["model.source=/nonexistent/model", "model.build=null"], "does not exist"),
+    ],
 )
 def test_bad_input_is_a_clear_error(results, overrides, message):
     proc = run_stage("search", results, "tracking=disabled", *overrides)

@@ -1,17 +1,18 @@
 """HARP pruning: exact equivalence with an independent computation, parameters, KV cache, errors."""
+
 from __future__ import annotations
 
 import copy
 
 import pytest
 import torch
-from tests.helpers import random_model
 
 import harp
 from harp.errors import HarpError
-from harp.models.adapters import adapter_for, decoder_layers
 from harp.layers import from_last, pruned_layers
+from harp.models.adapters import adapter_for, decoder_layers
 from harp.pruning.params import decoder_linear_params, kv_cache_reduction
+from tests.helpers import random_model
 
 ALPHAS = {5: 0.7, 4: 0.0, 3: 0.3}
 
@@ -33,8 +34,9 @@ def reference_logits(model, ids, alphas):
 
         handles.append(attn.register_forward_hook(branch, with_kwargs=True))
         if gemma:
-            handles.append(layer.post_attention_layernorm.register_forward_hook(
-                lambda m, a, out, alpha=alpha: alpha * out))
+            handles.append(
+                layer.post_attention_layernorm.register_forward_hook(lambda m, a, out, alpha=alpha: alpha * out)
+            )
     try:
         return model(ids, use_cache=False).logits
     finally:
@@ -109,8 +111,14 @@ def test_alpha_one_keeps_branch_scale_and_zero_removes_norm_for_gemma():
 
 @pytest.mark.parametrize(
     "alphas, message",
-    [({6: 0.5}, "out of range"), ({-1: 0.5}, "out of range"), ({2: 1.5}, r"\[0, 1\]"),
-     ({2: float("nan")}, r"\[0, 1\]"), ({"x": 0.5}, "not an integer"), ({2: "high"}, "number")],
+    [
+        ({6: 0.5}, "out of range"),
+        ({-1: 0.5}, "out of range"),
+        ({2: 1.5}, r"\[0, 1\]"),
+        ({2: float("nan")}, r"\[0, 1\]"),
+        ({"x": 0.5}, "not an integer"),
+        ({2: "high"}, "number"),
+    ],
 )
 def test_bad_alphas_raise_clear_errors(alphas, message):
     with pytest.raises(HarpError, match=message):

@@ -1,4 +1,5 @@
 """Model loading and the embedded tiny model: clear errors, determinism, a usable checkpoint."""
+
 from __future__ import annotations
 
 import json
@@ -42,8 +43,18 @@ def test_tiny_model_is_a_saved_llama_with_gqa(tiny_model_dir):
 def test_tiny_build_is_deterministic(tmp_path):
     from harp.models.tiny import TinyConfig, build_tiny
 
-    cfg = TinyConfig(steps=2, seq_len=32, short_seq_len=16, tokens_per_step=64, hidden_size=32, intermediate_size=64, num_heads=2,
-                     num_layers=2, num_kv_heads=1, vocab_size=300)
+    cfg = TinyConfig(
+        steps=2,
+        seq_len=32,
+        short_seq_len=16,
+        tokens_per_step=64,
+        hidden_size=32,
+        intermediate_size=64,
+        num_heads=2,
+        num_layers=2,
+        num_kv_heads=1,
+        vocab_size=300,
+    )
     build_tiny(tmp_path / "a", cfg, progress=False)
     build_tiny(tmp_path / "b", cfg, progress=False)
     a, _ = load_model(str(tmp_path / "a"), device="cpu")

@@ -1,16 +1,17 @@
 """Plans: a saved plan re-applied to a freshly loaded model gives the same logits; bad plans fail clearly."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
 import torch
-from tests.helpers import random_model
 
 import harp
 from harp.errors import HarpError
 from harp.pruning.params import decoder_linear_params
 from harp.pruning.plan import build_plan, load_plan, plan_hash, save_plan
+from tests.helpers import random_model
 
 
 def harp_plan(model, alphas):

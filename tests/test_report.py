@@ -3,6 +3,7 @@
 The tables are checked against the JSON files themselves (not against the collected frame), so a
 bug anywhere between the result files and the LaTeX shows up here.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -14,10 +15,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.report_fixtures import ABLATIONS, METHODS, MODELS, TASKS, make_results
 
 from harp.errors import HarpError
 from harp.report.collect import collect, load_results
+from tests.report_fixtures import ABLATIONS, METHODS, MODELS, TASKS, make_results
 
 ROOT = Path(__file__).resolve().parents[1]
 DISPLAY = {"Dense": "dense", "HARP": "harp", "Wanda-sp": "wanda_sp"}
@@ -116,12 +117,12 @@ def test_score_tables_match_the_json_files(results, model, category):
     assert len(spec) == len(header) == 1 + len(tasks) + 3  # method, tasks, Avg, pruned, KV cache
     assert all(len(r) == len(header) for r in body)
     assert [r[0] for r in body] == ["Dense", "HARP", "Wanda-sp"]
-    shown = [unescape(h) if category != "longbench" else f"longbench_{unescape(h)}" for h in header[1:1 + len(tasks)]]
+    shown = [unescape(h) if category != "longbench" else f"longbench_{unescape(h)}" for h in header[1 : 1 + len(tasks)]]
     assert shown == sorted(tasks)
     for row in body:
         method = DISPLAY[row[0]]
         scores = [score(results, model, method, t) for t in shown]
-        assert [cell(c)[0] for c in row[1:1 + len(tasks)]] == [round(100 * s, 1) for s in scores]
+        assert [cell(c)[0] for c in row[1 : 1 + len(tasks)]] == [round(100 * s, 1) for s in scores]
         assert cell(row[1 + len(tasks)])[0] == round(100 * sum(scores) / len(scores), 1)
         plan = json.loads((results / model / method / "plan.json").read_text())
         assert cell(row[-2])[0] == round(100 * plan["pruning_ratio"], 1)
@@ -138,10 +139,23 @@ def test_score_tables_match_the_json_files(results, model, category):
 def test_ablation_table(results):
     _, rows = parse_tabular((results / "tables" / "qwen2_7b_ablations.tex").read_text())
     header, body = rows[0], rows[1:]
-    assert header == ["Run", "Generation", "Discriminative", "LongBench", "Avg", "PPL", "Pruned (\\%)", "KV cache (-\\%)"]
+    assert header == [
+        "Run",
+        "Generation",
+        "Discriminative",
+        "LongBench",
+        "Avg",
+        "PPL",
+        "Pruned (\\%)",
+        "KV cache (-\\%)",
+    ]
     assert [unescape(r[0]) for r in body] == ["Dense", "HARP", "layers_bottom", "no_rescale"]
-    runs = {"Dense": ("", "dense"), "HARP": ("", "harp"), "layers_bottom": ("ablations/layers_bottom", "harp"),
-            "no_rescale": ("ablations/no_rescale", "harp")}
+    runs = {
+        "Dense": ("", "dense"),
+        "HARP": ("", "harp"),
+        "layers_bottom": ("ablations/layers_bottom", "harp"),
+        "no_rescale": ("ablations/no_rescale", "harp"),
+    }
     for row in body:
         run_dir, method = runs[unescape(row[0])]
         for i, category in enumerate(TASKS, start=1):
@@ -211,8 +225,9 @@ def test_notebook_runs_top_to_bottom(results, monkeypatch):
 
     monkeypatch.setenv("HARP_RESULTS_DIR", str(results))
     notebook = nbformat.read(ROOT / "notebooks" / "results.ipynb", as_version=4)
-    NotebookClient(notebook, timeout=120, kernel_name="python3",
-                   resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
+    NotebookClient(
+        notebook, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(ROOT / "notebooks")}}
+    ).execute()
     images = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
     assert len(images) == 4
 
@@ -220,9 +235,16 @@ def test_notebook_runs_top_to_bottom(results, monkeypatch):
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex is not installed")
 def test_tables_compile_with_pdflatex(results, tmp_path):
     inputs = "\n".join(f"\\input{{{p}}}" for p in sorted((results / "tables").glob("*.tex")))
-    (tmp_path / "tables.tex").write_text("\\documentclass{article}\n\\usepackage{booktabs}\n\\begin{document}\n"
-                                         f"{inputs}\n\\end{{document}}\n")
-    done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "tables.tex"], check=False, cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120)
+    (tmp_path / "tables.tex").write_text(
+        f"\\documentclass{{article}}\n\\usepackage{{booktabs}}\n\\begin{{document}}\n{inputs}\n\\end{{document}}\n"
+    )
+    done = subprocess.run(
+        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "tables.tex"],
+        check=False,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stdout[-2000:]
     assert (tmp_path / "tables.pdf").stat().st_size > 1024

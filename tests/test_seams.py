@@ -1,5 +1,6 @@
 """The design's single owners: one module names every artifact, stages never import each other, every
 method's plan re-applies after `import harp` alone, and the torch-free modules stay torch-free."""
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,18 @@ from harp import artifacts, methods
 from harp.errors import HarpError
 from tests.helpers import ROOT, compose, random_model
 
-FILE_NAMES = ("plan.json", "plan.safetensors", "alphas.json", "search.csv", "calibration.pt", "ppl.json",
-              "speed.csv", "all_results.csv", "report.md", ".config.yaml")
+FILE_NAMES = (
+    "plan.json",
+    "plan.safetensors",
+    "alphas.json",
+    "search.csv",
+    "calibration.pt",
+    "ppl.json",
+    "speed.csv",
+    "all_results.csv",
+    "report.md",
+    ".config.yaml",
+)
 DEMO_METHODS = ("dense", "harp", "mag_sp", "wanda_sp", "flap", "amp", "attn_drop", "harp_flap")
 
 
@@ -28,7 +39,10 @@ def test_the_layout():
     assert str(artifacts.eval_result(mdir, "boolq")) == "results/ablations/no_rescale/tiny/flap/eval/boolq.json"
     assert str(artifacts.alphas(main, "tiny")) == "results/tiny/harp/alphas.json"
     assert str(artifacts.calibration(main, "tiny")) == "results/tiny/calib/calibration.pt"
-    assert str(artifacts.plan(artifacts.method_dir("{expdir}", "{model}", "{method}"))) == "{expdir}/{model}/{method}/plan.json"
+    assert (
+        str(artifacts.plan(artifacts.method_dir("{expdir}", "{model}", "{method}")))
+        == "{expdir}/{model}/{method}/plan.json"
+    )
 
 
 def test_each_file_name_is_spelled_in_one_module_and_no_stage_imports_another():
@@ -66,10 +80,19 @@ def test_plans_of_every_demo_method_reapply_after_import_harp_alone(tmp_path):
     reference = None
     for name in ("harp", *[m for m in DEMO_METHODS if m != "harp"]):
         model, method = random_model("llama"), methods.get(name)
-        settings = MethodConfig(name=name, mlp_ratio=0.05 if name == "harp_flap" else None,
-                                target="attention+mlp" if name == "amp" else "attention")
-        inputs = PruneInputs(model=model, source="random", method=settings, calibration=ids, alphas=alphas,
-                             target_removed=target_removed(model, None, reference) if method.budgeted else None)
+        settings = MethodConfig(
+            name=name,
+            mlp_ratio=0.05 if name == "harp_flap" else None,
+            target="attention+mlp" if name == "amp" else "attention",
+        )
+        inputs = PruneInputs(
+            model=model,
+            source="random",
+            method=settings,
+            calibration=ids,
+            alphas=alphas,
+            target_removed=target_removed(model, None, reference) if method.budgeted else None,
+        )
         plan = method.planner(inputs)
         reference = plan if name == "harp" else reference
         save_plan(plan, tmp_path / name)

@@ -1,16 +1,17 @@
 """Greedy alpha search: the cached path equals a plain full-forward search, bit for bit."""
+
 from __future__ import annotations
 
 import math
 
 import pytest
 import torch
-from tests.helpers import random_model
 
 import harp
 from harp.errors import HarpError
 from harp.models.adapters import decoder_layers
 from harp.search import DEFAULT_GRID
+from tests.helpers import random_model
 
 
 def calibration(n=6, length=20, seed=3):
@@ -77,8 +78,11 @@ def test_same_data_same_alphas():
 
 @pytest.mark.parametrize(
     "kwargs, message",
-    [(dict(num_layers=7), "Cannot prune 7 layers"), (dict(num_layers=2, grid=(1.5,)), "grid"),
-     (dict(num_layers=2, order="random"), "Unknown search order")],
+    [
+        (dict(num_layers=7), "Cannot prune 7 layers"),
+        (dict(num_layers=2, grid=(1.5,)), "grid"),
+        (dict(num_layers=2, order="random"), "Unknown search order"),
+    ],
 )
 def test_bad_search_settings(kwargs, message):
     with pytest.raises(HarpError, match=message):

@@ -1,5 +1,6 @@
 """The speed benchmark: the FLOP bound against hand counts, the architectures of the paper models,
 and speed.csv written by the stage (columns, KV-cache saving, dense = no speedup)."""
+
 from __future__ import annotations
 
 import os
@@ -22,7 +23,7 @@ from tests.helpers import compose, random_model
 ROOT = Path(__file__).resolve().parents[1]
 
 # conftest's random llama: hidden 64, MLP 96, 4 query heads and 2 key/value heads of 16, vocab 128
-Q, K, V, O, MLP = 64 * 64, 64 * 32, 64 * 32, 64 * 64, 3 * 64 * 96  # weights per decoder layer
+Q, K, V, O, MLP = 64 * 64, 64 * 32, 64 * 32, 64 * 64, 3 * 64 * 96  # weights per decoder layer  # noqa: E741
 ATTN = 2 * (64 + 64)  # FLOPs per attended position: q.k over 4x16 query dims, weights x values over 4x16
 HEAD = 2 * 128 * 64  # one row of logits
 
@@ -56,8 +57,12 @@ def test_sliding_windows_follow_the_config():
     assert attention_windows(random_model("llama", num_layers=2).config) == [None, None]
 
 
-PUBLISHED_PARAMS = {"llama3_1_8b": 8_030_261_248, "mistral_7b_v0_3": 7_248_023_552,
-                    "qwen2_7b": 7_615_616_512, "gemma2_9b": 9_241_705_984}
+PUBLISHED_PARAMS = {
+    "llama3_1_8b": 8_030_261_248,
+    "mistral_7b_v0_3": 7_248_023_552,
+    "qwen2_7b": 7_615_616_512,
+    "gemma2_9b": 9_241_705_984,
+}
 
 
 @pytest.mark.parametrize("name", sorted(PUBLISHED_PARAMS))
@@ -104,12 +109,29 @@ def test_speed_stage_writes_the_contract_csv(tmp_path):
     before = decoder_linear_params(model)
     alphas = {5: 0.6, 4: 0.0}
     apply_harp(model, alphas)
-    save_plan(build_plan("harp", str(source), model, before, layers=list(alphas), alphas=alphas),
-              tmp_path / "run" / "small" / "harp")
-    cmd = [sys.executable, "-m", "harp.cli.speed", "model=tiny", "model.name=small", f"model.source={source}",
-           "model.num_layers=6", "model.build=null", "method=harp", f"results_dir={tmp_path / 'run'}",
-           "tracking=disabled", "progress=false", "speed.seq_lens=[16,32]", "speed.repeats=1", "speed.warmup=0",
-           "speed.decode_tokens=2", "speed.threads=1"]
+    save_plan(
+        build_plan("harp", str(source), model, before, layers=list(alphas), alphas=alphas),
+        tmp_path / "run" / "small" / "harp",
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "harp.cli.speed",
+        "model=tiny",
+        "model.name=small",
+        f"model.source={source}",
+        "model.num_layers=6",
+        "model.build=null",
+        "method=harp",
+        f"results_dir={tmp_path / 'run'}",
+        "tracking=disabled",
+        "progress=false",
+        "speed.seq_lens=[16,32]",
+        "speed.repeats=1",
+        "speed.warmup=0",
+        "speed.decode_tokens=2",
+        "speed.threads=1",
+    ]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -128,10 +150,18 @@ def test_speed_stage_writes_the_contract_csv(tmp_path):
 
 
 def test_speed_stage_without_plan_is_a_clear_error(tmp_path):
-    cmd = [sys.executable, "-m", "harp.cli.speed", "model=tiny", "method=harp", f"results_dir={tmp_path}",
-           "tracking=disabled"]
-    done = subprocess.run(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
-                          text=True, timeout=60)
+    cmd = [
+        sys.executable,
+        "-m",
+        "harp.cli.speed",
+        "model=tiny",
+        "method=harp",
+        f"results_dir={tmp_path}",
+        "tracking=disabled",
+    ]
+    done = subprocess.run(
+        cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 2
     assert "plan.json does not exist" in done.stderr and "Traceback" not in done.stderr
 

@@ -1,5 +1,6 @@
 """The Snakemake pipeline: the plan behind the DAG, dry runs of the paper and demo suites, clear config
 errors, and an end-to-end smoke run of the tiny model that a second invocation leaves alone."""
+
 from __future__ import annotations
 
 import json
@@ -13,8 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harp.errors import HarpError
 from harp.artifacts import MAIN
+from harp.errors import HarpError
 from harp.workflow import Pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,7 +36,7 @@ def snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.Compl
 def job_counts(output: str) -> dict[str, int]:
     """The 'Job stats' table of a dry run: rule -> number of jobs."""
     assert "Job stats:" in output, output[-3000:]
-    table = output[output.index("Job stats:"):]
+    table = output[output.index("Job stats:") :]
     return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
 
 
@@ -58,7 +59,10 @@ def test_a_baseline_alone_brings_harp_its_budget_reference():
     p = pipeline(methods=["flap"], experiments=[])
     assert {m for (_, _, m) in p.variants} == {"flap", "harp"}
     assert p.prune_inputs("results", "tiny", "flap") == [
-        "results/models/tiny", "results/tiny/calib/calibration.pt", "results/tiny/harp/plan.json"]
+        "results/models/tiny",
+        "results/tiny/calib/calibration.pt",
+        "results/tiny/harp/plan.json",
+    ]
     assert p.prune_inputs("results", "tiny", "harp") == ["results/models/tiny", "results/tiny/harp/alphas.json"]
 
 
@@ -76,17 +80,23 @@ def test_paper_models_need_a_gpu_and_the_tiny_model_does_not():
     assert len(p.eval_shards()) == 27  # one job per task on a cluster
 
 
-@pytest.mark.parametrize("config, message", [
-    ({"models": ["tinyy"]}, "Unknown model 'tinyy' in the workflow config; known: gemma2_9b, llama3_1_8b, "
-                            "mistral_7b_v0_3, qwen2_7b, tiny. Did you mean 'tiny'?"),
-    ({"methods": ["flapp"]}, "Unknown method 'flapp'"),
-    ({"experiments": ["no_rescaling"]}, "Did you mean 'no_rescale'?"),
-    ({"experiment": "layers_12"}, "Cannot prune 12 layers of a 8-layer model"),
-    ({"suite": "papers"}, "Unknown suite 'papers'"),
-    ({"models": []}, "selects nothing to run"),
-    ({"overrides": ["+eval.tasks.nq_opn=5"]}, "Unknown evaluation task 'nq_opn'"),
-    ({"overrides": ["method.num_layer=3"]}, "num_layer"),
-])
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        (
+            {"models": ["tinyy"]},
+            "Unknown model 'tinyy' in the workflow config; known: gemma2_9b, llama3_1_8b, "
+            "mistral_7b_v0_3, qwen2_7b, tiny. Did you mean 'tiny'?",
+        ),
+        ({"methods": ["flapp"]}, "Unknown method 'flapp'"),
+        ({"experiments": ["no_rescaling"]}, "Did you mean 'no_rescale'?"),
+        ({"experiment": "layers_12"}, "Cannot prune 12 layers of a 8-layer model"),
+        ({"suite": "papers"}, "Unknown suite 'papers'"),
+        ({"models": []}, "selects nothing to run"),
+        ({"overrides": ["+eval.tasks.nq_opn=5"]}, "Unknown evaluation task 'nq_opn'"),
+        ({"overrides": ["method.num_layer=3"]}, "num_layer"),
+    ],
+)
 def test_bad_workflow_config_is_one_sentence(config, message):
     with pytest.raises(HarpError, match=re.escape(message)):
         pipeline(**config)
@@ -103,8 +113,16 @@ def test_dry_run_lists_every_job_without_weights(tmp_path, suite):
     assert proc.returncode == 0, proc.stderr[-3000:]
     counts = job_counts(proc.stdout + proc.stderr)
     shards = 27 if s["eval_jobs"] == "task" else 3
-    expected = {"calibrate": models * (1 + experiments), "search": models * (1 + experiments), "prune": runs,
-                "perplexity": runs, "speed": models * len(s["speed_methods"]), "collect": 1, "report": 1, "all": 1}
+    expected = {
+        "calibrate": models * (1 + experiments),
+        "search": models * (1 + experiments),
+        "prune": runs,
+        "perplexity": runs,
+        "speed": models * len(s["speed_methods"]),
+        "collect": 1,
+        "report": 1,
+        "all": 1,
+    }
     if suite == "demo":
         expected |= {"build_tiny": 1, "fixtures": 1}
     assert {k: v for k, v in counts.items() if not k.startswith("evaluate_") and k != "total"} == expected
@@ -114,10 +132,13 @@ def test_dry_run_lists_every_job_without_weights(tmp_path, suite):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("config, message", [
-    (["models=[tinyy]"], "Did you mean 'tiny'?"),
-    (["tracking=sometimes"], "'sometimes' is not one of ['offline', 'online', 'disabled']"),
-])
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        (["models=[tinyy]"], "Did you mean 'tiny'?"),
+        (["tracking=sometimes"], "'sometimes' is not one of ['offline', 'online', 'disabled']"),
+    ],
+)
 def test_snakemake_rejects_a_bad_config_before_any_job(tmp_path, config, message):
     proc = snakemake(tmp_path, "-n", "--cores", "1", "--config", *config)
     assert proc.returncode != 0
@@ -181,10 +202,21 @@ def test_ablation_writes_under_its_own_directory_and_leaves_the_main_run(smoke_d
 
 @pytest.mark.slow
 def test_slurm_profile_dry_run_asks_one_gpu_per_paper_model_job(tmp_path):
-    proc = snakemake(tmp_path, "--workflow-profile", str(ROOT / "workflow/profiles/slurm"), "-n",
-                     "--default-resources", "slurm_account=acct", "slurm_partition=gpu",
-                     "--config", "suite=paper", "models=[qwen2_7b]", "methods=[dense,harp]", "experiments=[]")
+    proc = snakemake(
+        tmp_path,
+        "--workflow-profile",
+        str(ROOT / "workflow/profiles/slurm"),
+        "-n",
+        "--default-resources",
+        "slurm_account=acct",
+        "slurm_partition=gpu",
+        "--config",
+        "suite=paper",
+        "models=[qwen2_7b]",
+        "methods=[dense,harp]",
+        "experiments=[]",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout + proc.stderr
-    search = out[out.index("rule search:"):].split("\nrule ")[0].split("[")[0]  # that job's block alone
+    search = out[out.index("rule search:") :].split("\nrule ")[0].split("[")[0]  # that job's block alone
     assert "gpu=1" in search and "slurm_partition=gpu" in search and "mem_mb=64000" in search

@@ -1,4 +1,5 @@
 """What every stage entry point shares: config validation, one-sentence errors, wandb, provenance."""
+
 from __future__ import annotations
 
 import functools
@@ -71,11 +72,15 @@ def check_model(cfg: Config):
 
     source = cfg.model.source
     if cfg.model.build == "tiny" and not Path(source).exists():
-        raise HarpError(f"The tiny model is not built yet at {source}: run `python -m harp.cli.build_tiny` (snakemake does it).")
+        raise HarpError(
+            f"The tiny model is not built yet at {source}: run `python -m harp.cli.build_tiny` (snakemake does it)."
+        )
     config = load_config(source)
     if config.num_hidden_layers != cfg.model.num_layers:
-        raise HarpError(f"{source} has {config.num_hidden_layers} decoder layers but "
-                        f"conf/model/{cfg.model.name}.yaml says {cfg.model.num_layers}.")
+        raise HarpError(
+            f"{source} has {config.num_hidden_layers} decoder layers but "
+            f"conf/model/{cfg.model.name}.yaml says {cfg.model.num_layers}."
+        )
     return config
 
 
@@ -84,8 +89,13 @@ def load_for(cfg: Config):
     from harp.models.loading import load_model
 
     check_model(cfg)
-    return load_model(cfg.model.source, dtype=cfg.model.dtype, device=cfg.device, device_map=cfg.model.device_map,
-                      attn_implementation=cfg.model.attn_implementation)
+    return load_model(
+        cfg.model.source,
+        dtype=cfg.model.dtype,
+        device=cfg.device,
+        device_map=cfg.model.device_map,
+        attn_implementation=cfg.model.attn_implementation,
+    )
 
 
 def log(tracker, metrics: dict) -> None:

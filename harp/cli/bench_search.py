@@ -4,6 +4,7 @@
 
 Prints both wall times, their ratio and whether the alphas (and every perplexity) agree.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,8 +29,14 @@ def main(argv: list[str] | None = None) -> None:
     import harp
 
     torch.manual_seed(args.seed)
-    config = LlamaConfig(vocab_size=args.vocab, hidden_size=args.hidden, intermediate_size=int(3.5 * args.hidden),
-                         num_hidden_layers=args.layers, num_attention_heads=8, num_key_value_heads=2)
+    config = LlamaConfig(
+        vocab_size=args.vocab,
+        hidden_size=args.hidden,
+        intermediate_size=int(3.5 * args.hidden),
+        num_hidden_layers=args.layers,
+        num_attention_heads=8,
+        num_key_value_heads=2,
+    )
     model = LlamaForCausalLM(config).eval()
     ids = torch.randint(0, args.vocab, (args.samples, args.seq_len), generator=torch.Generator().manual_seed(1))
     timings, results = {}, {}
@@ -39,8 +46,10 @@ def main(argv: list[str] | None = None) -> None:
         timings[mode] = time.perf_counter() - start
     same = results["cached"].alphas == results["plain"].alphas
     same_trace = results["cached"].trace == results["plain"].trace
-    print(f"config: {args.layers} layers, L={args.prune}, hidden {args.hidden}, vocab {args.vocab}, "
-          f"{args.samples}x{args.seq_len} calibration tokens, {torch.get_num_threads()} threads")
+    print(
+        f"config: {args.layers} layers, L={args.prune}, hidden {args.hidden}, vocab {args.vocab}, "
+        f"{args.samples}x{args.seq_len} calibration tokens, {torch.get_num_threads()} threads"
+    )
     print(f"plain full-forward search: {timings['plain']:.2f} s")
     print(f"cached search:             {timings['cached']:.2f} s")
     print(f"speedup (plain / cached):  {timings['plain'] / timings['cached']:.2f}x")

@@ -1,4 +1,5 @@
 """Draw the calibration set shared by the alpha search and the calibrated baselines."""
+
 from __future__ import annotations
 
 from harp import artifacts

@@ -2,6 +2,7 @@
 
 Writes the collected table (CSV) into `<results_dir>` (columns documented in harp/report/collect.py).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,8 +24,7 @@ def main(cfg: Config, tracker) -> None:
     write_results(frame, out)
     counts = frame.kind.value_counts().to_dict()
     log(tracker, {f"rows/{kind}": n for kind, n in counts.items()})
-    print(f"collected {len(frame)} rows ({', '.join(f'{n} {k}' for k, n in counts.items())}) "
-          f"-> {out}")
+    print(f"collected {len(frame)} rows ({', '.join(f'{n} {k}' for k, n in counts.items())}) -> {out}")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 Writes one result per task into `<experiment>/<model>/<method>/eval/`, as each finishes (so an interrupted
 run keeps the finished tasks, and lm-eval's response cache resumes the interrupted one).
 """
+
 from __future__ import annotations
 
 import platform
@@ -21,7 +22,8 @@ from harp.pruning.plan import apply_plan, load_plan, plan_hash
 
 def versions() -> dict[str, str]:
     return {"python": platform.python_version()} | {
-        p: version(p) for p in ("lm_eval", "transformers", "torch", "datasets")}
+        p: version(p) for p in ("lm_eval", "transformers", "torch", "datasets")
+    }
 
 
 @stage("evaluate")
@@ -38,21 +40,43 @@ def main(cfg: Config, tracker) -> None:
     model, tokenizer = load_for(cfg)
     apply_plan(model, plan)
     out_dir, phash = artifacts.eval_dir(plan_dir), plan_hash(plan_dir)
-    key = f"{phash}-{'fixture' if e.fixtures else 'real'}-w{cfg.model.max_length}-lb{e.longbench_max_length}-g{e.max_gen_toks}"
+    data = "fixture" if e.fixtures else "real"
+    key = f"{phash}-{data}-w{cfg.model.max_length}-lb{e.longbench_max_length}-g{e.max_gen_toks}"
     from harp.eval.lm_eval_driver import evaluate_tasks  # lm-eval imports take seconds: after the checks
 
-    for name, result in evaluate_tasks(model, tokenizer, tasks, window=cfg.model.max_length,
-                                       longbench_window=e.longbench_max_length, batch_size=e.batch_size,
-                                       limit=e.limit, fixtures_root=fixtures_root, max_gen_toks=e.max_gen_toks,
-                                       cache=out_dir / ".cache" / key if e.cache else None, seed=cfg.seed):
-        record = {"model": cfg.model.name, "method": cfg.method.name, "task": name,
-                  "category": suite_task(name).category, **result, "limit": e.limit, "fixture": e.fixtures,
-                  "tiny_model": cfg.model.build == "tiny", "plan_hash": phash, "max_gen_toks": e.max_gen_toks,
-                  "versions": versions(), "experiment": cfg.experiment}
+    for name, result in evaluate_tasks(
+        model,
+        tokenizer,
+        tasks,
+        window=cfg.model.max_length,
+        longbench_window=e.longbench_max_length,
+        batch_size=e.batch_size,
+        limit=e.limit,
+        fixtures_root=fixtures_root,
+        max_gen_toks=e.max_gen_toks,
+        cache=out_dir / ".cache" / key if e.cache else None,
+        seed=cfg.seed,
+    ):
+        record = {
+            "model": cfg.model.name,
+            "method": cfg.method.name,
+            "task": name,
+            "category": suite_task(name).category,
+            **result,
+            "limit": e.limit,
+            "fixture": e.fixtures,
+            "tiny_model": cfg.model.build == "tiny",
+            "plan_hash": phash,
+            "max_gen_toks": e.max_gen_toks,
+            "versions": versions(),
+            "experiment": cfg.experiment,
+        }
         write_json(artifacts.eval_result(plan_dir, name), record)
         log(tracker, {f"eval/{name}": result["score"]})
-        print(f"{cfg.model.name}/{cfg.method.name} {name}: {result['primary_metric']} = {result['score']:.4f} "
-              f"({result['n_samples']} samples{', fixture' if e.fixtures else ''}, {result['seconds']:.1f} s)")
+        print(
+            f"{cfg.model.name}/{cfg.method.name} {name}: {result['primary_metric']} = {result['score']:.4f} "
+            f"({result['n_samples']} samples{', fixture' if e.fixtures else ''}, {result['seconds']:.1f} s)"
+        )
     save_config(cfg, out_dir, "evaluate")
 
 

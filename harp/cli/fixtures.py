@@ -4,6 +4,7 @@ Writes `<eval.fixtures_dir>/` (default `results/fixtures/`): `data/<task>/<split
 `tasks/*.yaml` (lm-eval task definitions repointed at that data). Deterministic for a given Python
 and lm-eval version; the YAMLs hold absolute paths, so rerun this after moving the directory.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -2,6 +2,7 @@
 
 Writes the perplexity record into `<experiment>/<model>/<method>/`.
 """
+
 from __future__ import annotations
 
 from harp import artifacts
@@ -23,15 +24,23 @@ def main(cfg: Config, tracker) -> None:
     if p.max_tokens:
         ids = ids[: p.max_tokens]
     result = perplexity(model, ids, p.window, p.stride, progress=cfg.progress)
-    result |= {"model": cfg.model.name, "method": cfg.method.name, "source": p.source,
-               "tiny_model": cfg.model.build == "tiny", "plan_hash": plan_hash(plan_dir),
-               "pruning_ratio": plan.pruning_ratio, "kv_cache_reduction": plan.kv_cache_reduction}
+    result |= {
+        "model": cfg.model.name,
+        "method": cfg.method.name,
+        "source": p.source,
+        "tiny_model": cfg.model.build == "tiny",
+        "plan_hash": plan_hash(plan_dir),
+        "pruning_ratio": plan.pruning_ratio,
+        "kv_cache_reduction": plan.kv_cache_reduction,
+    }
     out = artifacts.perplexity(plan_dir)
     write_json(out, result)
     save_config(cfg, plan_dir, "perplexity")
     log(tracker, {"perplexity": result["perplexity"]})
-    print(f"{cfg.model.name}/{cfg.method.name}: perplexity {result['perplexity']:.2f} on {p.source} "
-          f"({result['tokens']} tokens) -> {out}")
+    print(
+        f"{cfg.model.name}/{cfg.method.name}: perplexity {result['perplexity']:.2f} on {p.source} "
+        f"({result['tokens']} tokens) -> {out}"
+    )
 
 
 if __name__ == "__main__":

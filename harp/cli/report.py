@@ -3,6 +3,7 @@
 Reads the collected results (the collect stage) and writes LaTeX tables, figures (PDF and PNG) and the
 report page under `<results_dir>` (`harp.artifacts` names them).
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -2,6 +2,7 @@
 
 Writes HARP's alphas and the search trace (every candidate tried) into `<experiment>/<model>/harp/`.
 """
+
 from __future__ import annotations
 
 import csv
@@ -23,7 +24,7 @@ def fixed_alphas(cfg: Config, layers: list[int]) -> dict[int, float] | None:
     """Alphas that need no search: no rescaling (all 1) or a given list (index 0 = last layer)."""
     m = cfg.method
     if not m.rescale:
-        return {i: 1.0 for i in layers}
+        return dict.fromkeys(layers, 1.0)
     if m.alphas is not None:
         return from_last(layers, m.alphas, "method.alphas")
     return None
@@ -37,32 +38,56 @@ def main(cfg: Config, tracker) -> None:
     layers = cfg.pruned_layers()
     out = artifacts.alphas(cfg.experiment_dir, cfg.model.name)
     alphas = fixed_alphas(cfg, layers)
-    summary = {"layers": layers, "order": m.search.order, "grid": m.search.grid,
-               "published": cfg.model.published_alphas, "searched": alphas is None}
+    summary = {
+        "layers": layers,
+        "order": m.search.order,
+        "grid": m.search.grid,
+        "published": cfg.model.published_alphas,
+        "searched": alphas is None,
+    }
     if alphas is None:
         model, _ = load_for(cfg)
         calibration = load_calibration(artifacts.calibration(cfg.experiment_dir, cfg.model.name))
-        result = search_alphas(model, calibration, len(layers), grid=m.search.grid, order=m.search.order,
-                               batch_size=m.search.batch_size, layers=layers, progress=cfg.progress)
+        result = search_alphas(
+            model,
+            calibration,
+            len(layers),
+            grid=m.search.grid,
+            order=m.search.order,
+            batch_size=m.search.batch_size,
+            layers=layers,
+            progress=cfg.progress,
+        )
         alphas = result.alphas
         summary |= {"dense_perplexity": result.dense_perplexity, "perplexity": result.perplexity}
-        with atomic_path(artifacts.search_trace(cfg.experiment_dir, cfg.model.name)) as tmp, \
-                tmp.open("w", newline="") as f:
+        with (
+            atomic_path(artifacts.search_trace(cfg.experiment_dir, cfg.model.name)) as tmp,
+            tmp.open("w", newline="") as f,
+        ):
             writer = csv.DictWriter(f, fieldnames=TRACE_COLUMNS)
             writer.writeheader()
             writer.writerows(result.trace)
         if tracker is not None:
             import wandb
 
-            tracker.log({"search_trace": wandb.Table(columns=TRACE_COLUMNS,
-                                                     data=[list(r.values()) for r in result.trace])})
-        log(tracker, {"calibration_perplexity/dense": result.dense_perplexity,
-                      "calibration_perplexity/harp": result.perplexity})
+            tracker.log(
+                {"search_trace": wandb.Table(columns=TRACE_COLUMNS, data=[list(r.values()) for r in result.trace])}
+            )
+        log(
+            tracker,
+            {"calibration_perplexity/dense": result.dense_perplexity, "calibration_perplexity/harp": result.perplexity},
+        )
     write_alphas(out, alphas, **summary)
     save_config(cfg, out.parent, "search")
     shown = ", ".join(f"{k}: {v}" for k, v in sorted(alphas.items(), reverse=True))
-    print(f"alphas (layer: alpha) {shown}" + (f"; calibration perplexity {summary['dense_perplexity']:.2f} dense -> "
-                                              f"{summary['perplexity']:.2f} pruned" if summary["searched"] else ""))
+    print(
+        f"alphas (layer: alpha) {shown}"
+        + (
+            f"; calibration perplexity {summary['dense_perplexity']:.2f} dense -> {summary['perplexity']:.2f} pruned"
+            if summary["searched"]
+            else ""
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ The pruning is the method's plan; without one, HARP falls back to `method.alphas
 published alphas, so the paper models can be benchmarked on a bare GPU machine:
     python -m harp.cli.speed model=llama3_1_8b method=harp speed=gpu
 """
+
 from __future__ import annotations
 
 import pandas as pd
@@ -18,14 +19,28 @@ from harp.config import Config
 from harp.errors import HarpError
 from harp.eval.speed import benchmark, random_model
 from harp.io import atomic_path
+from harp.layers import from_last
 from harp.models.adapters import ADAPTERS
 from harp.models.loading import DTYPES, load_config, load_model, resolve_device
-from harp.layers import from_last
 from harp.pruning.harp import apply_harp
 from harp.pruning.plan import apply_plan, load_plan
 
-COLUMNS = ["model", "method", "variant", "phase", "seq_len", "median_s", "tokens_per_s", "speedup", "bound",
-           "peak_mem_bytes", "kv_cache_bytes", "device", "dtype", "random_weights"]
+COLUMNS = [
+    "model",
+    "method",
+    "variant",
+    "phase",
+    "seq_len",
+    "median_s",
+    "tokens_per_s",
+    "speedup",
+    "bound",
+    "peak_mem_bytes",
+    "kv_cache_bytes",
+    "device",
+    "dtype",
+    "random_weights",
+]
 
 
 def architecture(cfg: Config):
@@ -37,14 +52,18 @@ def architecture(cfg: Config):
         kwargs = dict(arch)
         model_type = kwargs.pop("model_type", None)
         if model_type not in ADAPTERS:
-            raise HarpError(f"model.architecture of {cfg.model.name} has model_type {model_type!r}; "
-                            f"supported: {', '.join(sorted(ADAPTERS))}.")
+            raise HarpError(
+                f"model.architecture of {cfg.model.name} has model_type {model_type!r}; "
+                f"supported: {', '.join(sorted(ADAPTERS))}."
+            )
         config = AutoConfig.for_model(model_type, **kwargs)
     else:
         config = load_config(cfg.model.source)
     if config.num_hidden_layers != cfg.model.num_layers:
-        raise HarpError(f"The architecture of {cfg.model.name} has {config.num_hidden_layers} decoder layers but "
-                        f"model.num_layers is {cfg.model.num_layers}.")
+        raise HarpError(
+            f"The architecture of {cfg.model.name} has {config.num_hidden_layers} decoder layers but "
+            f"model.num_layers is {cfg.model.num_layers}."
+        )
     return config
 
 
@@ -60,7 +79,7 @@ def pruning(cfg: Config):
         return None, "dense (nothing pruned)"
     if cfg.method.name == "harp":
         m, layers = cfg.method, cfg.pruned_layers()
-        alphas = {i: 1.0 for i in layers} if not m.rescale else None
+        alphas = dict.fromkeys(layers, 1.0) if not m.rescale else None
         given = m.alphas if m.alphas is not None else cfg.model.published_alphas
         if alphas is None and given is not None:
             alphas = from_last(layers, given, "method.alphas" if m.alphas is not None else "published alphas")
@@ -101,16 +120,33 @@ def main(cfg: Config, tracker) -> None:
         torch.manual_seed(cfg.seed)
         model = random_model(config, sc.dtype, device, cfg.model.attn_implementation)
     else:
-        model, _ = load_model(cfg.model.source, dtype=sc.dtype, device=device,
-                              attn_implementation=cfg.model.attn_implementation)
-    print(f"{cfg.model.name}/{cfg.method.name} on {device} ({sc.dtype}, "
-          f"{'random' if sc.random_weights else 'checkpoint'} weights), pruning: {source}")
-    rows = benchmark(model, prune, seq_lens, repeats=sc.repeats, warmup=sc.warmup, decode_tokens=sc.decode_tokens,
-                     batch_size=sc.batch_size, device=device,
-                     seed=cfg.seed, progress=(lambda s: print(f"  {s}", flush=True)) if cfg.progress else (lambda _: None))
+        model, _ = load_model(
+            cfg.model.source, dtype=sc.dtype, device=device, attn_implementation=cfg.model.attn_implementation
+        )
+    print(
+        f"{cfg.model.name}/{cfg.method.name} on {device} ({sc.dtype}, "
+        f"{'random' if sc.random_weights else 'checkpoint'} weights), pruning: {source}"
+    )
+    rows = benchmark(
+        model,
+        prune,
+        seq_lens,
+        repeats=sc.repeats,
+        warmup=sc.warmup,
+        decode_tokens=sc.decode_tokens,
+        batch_size=sc.batch_size,
+        device=device,
+        seed=cfg.seed,
+        progress=(lambda s: print(f"  {s}", flush=True)) if cfg.progress else (lambda _: None),
+    )
     device_name = torch.cuda.get_device_name(device) if device.startswith("cuda") else "cpu"
-    df = pd.DataFrame(rows).assign(model=cfg.model.name, method=cfg.method.name, device=device_name,
-                                   dtype=sc.dtype, random_weights=sc.random_weights)[COLUMNS]
+    df = pd.DataFrame(rows).assign(
+        model=cfg.model.name,
+        method=cfg.method.name,
+        device=device_name,
+        dtype=sc.dtype,
+        random_weights=sc.random_weights,
+    )[COLUMNS]
     out = artifacts.speed(cfg.method_dir)
     with atomic_path(out) as tmp:
         df.to_csv(tmp, index=False)

@@ -4,6 +4,7 @@ Sources: `corpus` (the embedded pydoc train split, offline), `wikitext2` (train 
 HARP use) and `c4` (the first shard of allenai/c4, as Wanda uses). Real datasets come through
 `datasets`; offline and uncached they fail with one sentence, never a silent substitute.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -71,4 +72,6 @@ def load_calibration(path: str | Path) -> torch.Tensor:
     try:
         return torch.load(path, weights_only=True)["input_ids"]
     except Exception as err:
-        raise HarpError(f"{path} is unreadable ({type(err).__name__}); delete it and rerun the calibrate stage.") from None
+        raise HarpError(
+            f"{path} is unreadable ({type(err).__name__}); delete it and rerun the calibrate stage."
+        ) from None

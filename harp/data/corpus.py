@@ -4,6 +4,7 @@ Splitting by topic (not by character offset) keeps held-out text genuinely unsee
 straddles the boundary. The split is deterministic for a given Python version (the topics text
 ships with the interpreter and changes between releases).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -13,6 +13,7 @@ tasks; where lm-eval's prompt breaks the sentence, "Question: ...\nAnswer:", it 
 Arithmetic and logic tasks use generated problems.
 Everything is deterministic: a fixed seed per task, and text that ships with the interpreter.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -34,16 +35,29 @@ TASKS_DIR = "tasks"  # generated YAMLs, under the fixture root
 
 # Each suite task's installed lm-eval YAML (relative to lm_eval/tasks); a group: its YAML and the subtasks kept.
 GROUPS = {
-    "mmlu": ("mmlu/default/_mmlu.yaml", ["mmlu/default/mmlu_astronomy.yaml", "mmlu/default/mmlu_computer_security.yaml"]),
-    "bbh_cot_fewshot": ("bbh/cot_fewshot/_bbh_cot_fewshot.yaml",
-                        ["bbh/cot_fewshot/boolean_expressions.yaml", "bbh/cot_fewshot/multistep_arithmetic_two.yaml"]),
-    "leaderboard_math_hard": ("leaderboard/math/_leaderboard_math.yaml",
-                              ["leaderboard/math/math_algebra.yaml", "leaderboard/math/math_prealgebra.yaml"]),
+    "mmlu": (
+        "mmlu/default/_mmlu.yaml",
+        ["mmlu/default/mmlu_astronomy.yaml", "mmlu/default/mmlu_computer_security.yaml"],
+    ),
+    "bbh_cot_fewshot": (
+        "bbh/cot_fewshot/_bbh_cot_fewshot.yaml",
+        ["bbh/cot_fewshot/boolean_expressions.yaml", "bbh/cot_fewshot/multistep_arithmetic_two.yaml"],
+    ),
+    "leaderboard_math_hard": (
+        "leaderboard/math/_leaderboard_math.yaml",
+        ["leaderboard/math/math_algebra.yaml", "leaderboard/math/math_prealgebra.yaml"],
+    ),
 }
-SINGLE = {"nq_open": "nq_open/nq_open.yaml", "triviaqa": "triviaqa/default.yaml", "gsm8k": "gsm8k/gsm8k.yaml",
-          "winogrande": "winogrande/default.yaml", "arc_challenge": "arc/arc_challenge.yaml",
-          "boolq": "super_glue/boolq/default.yaml", "openbookqa": "openbookqa/openbookqa.yaml",
-          "piqa": "piqa/piqa.yaml"} | {f"longbench_{n}": f"longbench/{n}.yaml" for n in LONGBENCH_NAMES}
+SINGLE = {
+    "nq_open": "nq_open/nq_open.yaml",
+    "triviaqa": "triviaqa/default.yaml",
+    "gsm8k": "gsm8k/gsm8k.yaml",
+    "winogrande": "winogrande/default.yaml",
+    "arc_challenge": "arc/arc_challenge.yaml",
+    "boolq": "super_glue/boolq/default.yaml",
+    "openbookqa": "openbookqa/openbookqa.yaml",
+    "piqa": "piqa/piqa.yaml",
+} | {f"longbench_{n}": f"longbench/{n}.yaml" for n in LONGBENCH_NAMES}
 
 
 def lm_eval_tasks_dir() -> Path:
@@ -73,7 +87,7 @@ def _paragraphs(rng: random.Random, k: int) -> list[str]:
     out = []
     for _ in range(k):
         i = rng.randrange(len(sents) - 4)
-        out.append(" ".join(sents[i:i + rng.randint(2, 4)]))
+        out.append(" ".join(sents[i : i + rng.randint(2, 4)]))
     return out
 
 
@@ -115,26 +129,38 @@ def _nq(rng, sents):
 
 def _triviaqa(rng, sents):
     prefix, word, _ = _cloze(rng, rng.choice(sents))
-    return {"question": prefix, "question_id": f"q{rng.randrange(10**6)}",
-            "answer": {"aliases": [word], "normalized_aliases": [word.lower()], "value": word}}
+    return {
+        "question": prefix,
+        "question_id": f"q{rng.randrange(10**6)}",
+        "answer": {"aliases": [word], "normalized_aliases": [word.lower()], "value": word},
+    }
 
 
 def _gsm8k(rng, sents):
     a, b, c = rng.randint(2, 20), rng.randint(2, 20), rng.randint(2, 5)
     total = (a + b) * c
-    return {"question": f"A box holds {a} red and {b} blue pens. How many pens are in {c} boxes?",
-            "answer": f"One box holds {a} + {b} = {a + b} pens.\n{c} boxes hold {a + b} * {c} = {total} pens.\n#### {total}"}
+    return {
+        "question": f"A box holds {a} red and {b} blue pens. How many pens are in {c} boxes?",
+        "answer": f"One box holds {a} + {b} = {a + b} pens.\n"
+        f"{c} boxes hold {a + b} * {c} = {total} pens.\n#### {total}",
+    }
 
 
 def _math(rng, sents):
     a, b = rng.randint(2, 30), rng.randint(2, 30)
-    return {"problem": f"Compute ${a} \\cdot {b}$.", "solution": f"We have ${a} \\cdot {b} = \\boxed{{{a * b}}}$.",
-            "level": "Level 5", "type": "Algebra"}
+    return {
+        "problem": f"Compute ${a} \\cdot {b}$.",
+        "solution": f"We have ${a} \\cdot {b} = \\boxed{{{a * b}}}$.",
+        "level": "Level 5",
+        "type": "Algebra",
+    }
 
 
 def _boolean_expression(rng, sents):
-    expr = " ".join(rng.choice(["True", "False", "not True", "not False"]) if i % 2 == 0 else rng.choice(["and", "or"])
-                    for i in range(2 * rng.randint(2, 3) - 1))
+    expr = " ".join(
+        rng.choice(["True", "False", "not True", "not False"]) if i % 2 == 0 else rng.choice(["and", "or"])
+        for i in range(2 * rng.randint(2, 3) - 1)
+    )
     return {"input": f"{expr} is", "target": str(eval(expr))}  # noqa: S307  (our own True/False/and/or/not)
 
 
@@ -151,22 +177,31 @@ def _winogrande(rng, sents):
     other = rng.choice([w for w in rng.choice(sents).split() if w.isalpha() and w != words[i]] or ["thing"])
     answer = rng.choice(["1", "2"])
     opts = [words[i], other] if answer == "1" else [other, words[i]]
-    return {"sentence": " ".join(words[:i] + ["_"] + words[i + 1:]), "option1": opts[0], "option2": opts[1],
-            "answer": answer}
+    return {
+        "sentence": " ".join(words[:i] + ["_"] + words[i + 1 :]),
+        "option1": opts[0],
+        "option2": opts[1],
+        "answer": answer,
+    }
 
 
 def _arc(rng, sents):
     prefix, opts, gold = _choices(rng, sents, 4)
     labels = list("ABCD")
-    return {"id": f"q{rng.randrange(10**6)}", "question": prefix, "question_stem": prefix,
-            "choices": {"text": opts, "label": labels}, "answerKey": labels[gold]}
+    return {
+        "id": f"q{rng.randrange(10**6)}",
+        "question": prefix,
+        "question_stem": prefix,
+        "choices": {"text": opts, "label": labels},
+        "answerKey": labels[gold],
+    }
 
 
 def _boolq(rng, sents):
     passage, other = rng.sample(sents, 2)
     label = rng.randint(0, 1)
     prefix, _, _ = _cloze(rng, passage if label else other)
-    return {"passage": passage, "question": f"does the passage contain the words \"{prefix}\"", "label": label}
+    return {"passage": passage, "question": f'does the passage contain the words "{prefix}"', "label": label}
 
 
 def _piqa(rng, sents):
@@ -176,20 +211,32 @@ def _piqa(rng, sents):
 
 def _mmlu(rng, sents):
     prefix, opts, gold = _choices(rng, sents, 4)
-    return {"question": f"Which words continue this sentence? \"{prefix} ...\"", "subject": "fixture",
-            "choices": opts, "answer": gold}
+    return {
+        "question": f'Which words continue this sentence? "{prefix} ..."',
+        "subject": "fixture",
+        "choices": opts,
+        "answer": gold,
+    }
 
 
 def _longbench(context: str, question: str, answers: list[str], **extra) -> dict:
-    return {"context": context, "question": question, "answers": answers, "length": len(context.split()),
-            "dataset": "fixture", "language": "en", "all_classes": None, "_id": "fixture"} | extra
+    return {
+        "context": context,
+        "question": question,
+        "answers": answers,
+        "length": len(context.split()),
+        "dataset": "fixture",
+        "language": "en",
+        "all_classes": None,
+        "_id": "fixture",
+    } | extra
 
 
 def _lb_qa(rng, sents):
     paras = _paragraphs(rng, 3)
     target = rng.choice(re.split(r"(?<=[.!?])\s+", rng.choice(paras)))
     prefix, word, _ = _cloze(rng, target if len(target.split()) >= 4 else rng.choice(sents))
-    return _longbench("\n\n".join(paras), f"Which word comes after \"{prefix}\"?", [word])
+    return _longbench("\n\n".join(paras), f'Which word comes after "{prefix}"?', [word])
 
 
 def _lb_summary(rng, sents):
@@ -201,10 +248,15 @@ TREC_CLASSES = ["Description", "Entity", "Abbreviation", "Human being", "Locatio
 
 
 def _lb_trec(rng, sents):
-    shots = "\n".join(f"Question: {_cloze(rng, rng.choice(sents))[0]}?\nType: {rng.choice(TREC_CLASSES)}"
-                      for _ in range(8))
-    return _longbench(shots, f"Question: {_cloze(rng, rng.choice(sents))[0]}?\nType:", [rng.choice(TREC_CLASSES)],
-                      all_classes=TREC_CLASSES)
+    shots = "\n".join(
+        f"Question: {_cloze(rng, rng.choice(sents))[0]}?\nType: {rng.choice(TREC_CLASSES)}" for _ in range(8)
+    )
+    return _longbench(
+        shots,
+        f"Question: {_cloze(rng, rng.choice(sents))[0]}?\nType:",
+        [rng.choice(TREC_CLASSES)],
+        all_classes=TREC_CLASSES,
+    )
 
 
 def _lb_count(rng, sents):
@@ -217,13 +269,19 @@ def _lb_count(rng, sents):
 def _lb_retrieval(rng, sents):
     paras = _paragraphs(rng, 5)
     k = rng.randrange(len(paras))
-    return _longbench("\n\n".join(f"Paragraph {i + 1}: {p}" for i, p in enumerate(paras)),
-                      re.split(r"(?<=[.!?])\s+", paras[k])[0], [f"Paragraph {k + 1}"])
+    return _longbench(
+        "\n\n".join(f"Paragraph {i + 1}: {p}" for i, p in enumerate(paras)),
+        re.split(r"(?<=[.!?])\s+", paras[k])[0],
+        [f"Paragraph {k + 1}"],
+    )
 
 
 def _code_lines() -> list[str]:
     """Source lines of a few small stdlib modules: offline code for the code-completion tasks."""
-    import colorsys, fnmatch, shlex, textwrap  # noqa: E401
+    import colorsys  # noqa: E401
+    import fnmatch
+    import shlex
+    import textwrap
 
     return [ln for m in (textwrap, shlex, fnmatch, colorsys) for ln in inspect.getsource(m).splitlines()]
 
@@ -234,24 +292,36 @@ def _lb_code(rng, sents, with_question: bool = False):
         end = rng.randrange(40, len(lines))
         if lines[end].strip() and not lines[end].strip().startswith("#"):
             break
-    context = "\n".join(lines[end - 40:end - 8 if with_question else end]) + "\n"
-    question = "\n".join(lines[end - 8:end]) + "\n" if with_question else ""
+    context = "\n".join(lines[end - 40 : end - 8 if with_question else end]) + "\n"
+    question = "\n".join(lines[end - 8 : end]) + "\n" if with_question else ""
     return _longbench(context, question, [lines[end]])
 
 
 Builder = Callable[[random.Random, list[str]], dict]
 BUILDERS: dict[str, Builder] = {
-    "nq_open": _nq, "triviaqa": _triviaqa, "gsm8k": _gsm8k, "winogrande": _winogrande, "arc_challenge": _arc,
-    "boolq": _boolq, "openbookqa": _arc, "piqa": _piqa,
-    "mmlu_astronomy": _mmlu, "mmlu_computer_security": _mmlu,
+    "nq_open": _nq,
+    "triviaqa": _triviaqa,
+    "gsm8k": _gsm8k,
+    "winogrande": _winogrande,
+    "arc_challenge": _arc,
+    "boolq": _boolq,
+    "openbookqa": _arc,
+    "piqa": _piqa,
+    "mmlu_astronomy": _mmlu,
+    "mmlu_computer_security": _mmlu,
     "bbh_cot_fewshot_boolean_expressions": _boolean_expression,
     "bbh_cot_fewshot_multistep_arithmetic_two": _arithmetic,
-    "leaderboard_math_algebra_hard": _math, "leaderboard_math_prealgebra_hard": _math,
-    **{f"longbench_{n}": _lb_qa for n in ["narrativeqa", "qasper", "multifieldqa_en", "hotpotqa", "2wikimqa",
-                                          "musique", "triviaqa"]},
+    "leaderboard_math_algebra_hard": _math,
+    "leaderboard_math_prealgebra_hard": _math,
+    **{
+        f"longbench_{n}": _lb_qa
+        for n in ["narrativeqa", "qasper", "multifieldqa_en", "hotpotqa", "2wikimqa", "musique", "triviaqa"]
+    },
     **{f"longbench_{n}": _lb_summary for n in ["gov_report", "qmsum", "multi_news", "samsum"]},
-    "longbench_trec": _lb_trec, "longbench_passage_count": _lb_count,
-    "longbench_passage_retrieval_en": _lb_retrieval, "longbench_lcc": _lb_code,
+    "longbench_trec": _lb_trec,
+    "longbench_passage_count": _lb_count,
+    "longbench_passage_retrieval_en": _lb_retrieval,
+    "longbench_lcc": _lb_code,
     "longbench_repobench-p": lambda rng, sents: _lb_code(rng, sents, with_question=True),
 }
 
@@ -278,8 +348,13 @@ def _write_task(root: Path, final: Path, installed: Path, cfg: dict) -> str:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("".join(json.dumps(BUILDERS[name](rng, sents)) + "\n" for _ in range(n)))
         files[split] = str(final / path.relative_to(root))
-    task_yaml = {"include": str(installed), "task": name, "dataset_path": "json", "dataset_name": None,
-                 "dataset_kwargs": {"data_files": files}}
+    task_yaml = {
+        "include": str(installed),
+        "task": name,
+        "dataset_path": "json",
+        "dataset_name": None,
+        "dataset_kwargs": {"data_files": files},
+    }
     (root / TASKS_DIR / f"{name}.yaml").write_text(yaml.safe_dump(task_yaml, sort_keys=False))
     return name
 
@@ -292,7 +367,7 @@ def write_fixtures(root: str | Path, final: str | Path | None = None) -> list[st
     root = Path(root).resolve()
     final = Path(final).resolve() if final else root
     (root / TASKS_DIR).mkdir(parents=True, exist_ok=True)
-    for name, rel in SINGLE.items():
+    for rel in SINGLE.values():
         _write_task(root, final, *_installed(rel))
     for group, (group_rel, subtask_rels) in GROUPS.items():
         subtasks = [_write_task(root, final, *_installed(rel)) for rel in subtask_rels]
@@ -307,6 +382,8 @@ def fixture_tasks_dir(root: str | Path, tasks: list[str]) -> Path:
     tasks_dir = Path(root) / TASKS_DIR
     missing = [t for t in tasks if not (tasks_dir / (f"_{t}.yaml" if t in GROUPS else f"{t}.yaml")).exists()]
     if missing:
-        raise HarpError(f"No offline fixtures for {', '.join(missing)} under {tasks_dir}: "
-                        "run `python -m harp.cli.fixtures` first (snakemake does it).")
+        raise HarpError(
+            f"No offline fixtures for {', '.join(missing)} under {tasks_dir}: "
+            "run `python -m harp.cli.fixtures` first (snakemake does it)."
+        )
     return tasks_dir

@@ -4,6 +4,7 @@ lm-eval does everything task-specific (prompts, few-shot sampling, filters, metr
 builds one `HFLM` around the in-memory model, points lm-eval at the fixture or installed task YAMLs,
 sets each task's few-shot count and context window, and reads back the task's metrics.
 """
+
 from __future__ import annotations
 
 import time
@@ -43,8 +44,9 @@ class WindowedHFLM(HFLM):
         if len(ids) <= n:
             return text
         half = n // 2
-        return (self.tokenizer.decode(ids[:half], skip_special_tokens=True)
-                + self.tokenizer.decode(ids[-half:], skip_special_tokens=True))
+        return self.tokenizer.decode(ids[:half], skip_special_tokens=True) + self.tokenizer.decode(
+            ids[-half:], skip_special_tokens=True
+        )
 
     def generate_until(self, requests, disable_tqdm: bool = False):
         new = max((r.args[1].get("max_gen_toks", self.max_gen_toks) for r in requests), default=0)
@@ -77,8 +79,10 @@ def _load(tm, name: str, fixture: bool):
         if fixture:
             raise
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise HarpError(f"The real dataset of task {name} could not be loaded ({first[:200]}); run once online to "
-                        "cache it, or set eval.fixtures=true for the offline fixtures.") from None
+        raise HarpError(
+            f"The real dataset of task {name} could not be loaded ({first[:200]}); run once online to "
+            "cache it, or set eval.fixtures=true for the offline fixtures."
+        ) from None
     return loaded["groups"][name] if name in loaded["groups"] else loaded["tasks"][name]
 
 
@@ -105,14 +109,30 @@ def _read(res: dict, name: str, primary: str) -> dict:
     leaves = res.get("group_subtasks", {}).get(name) or [name]
     n_samples = sum(res["n-samples"][t]["effective"] for t in leaves)
     shots = {res["n-shot"][t] for t in leaves if t in res["n-shot"]}
-    return {"metrics": metrics, "stderr": stderr, "primary_metric": primary, "score": metrics[primary],
-            "n_samples": n_samples, "num_fewshot": max(shots) if shots else None}
+    return {
+        "metrics": metrics,
+        "stderr": stderr,
+        "primary_metric": primary,
+        "score": metrics[primary],
+        "n_samples": n_samples,
+        "num_fewshot": max(shots) if shots else None,
+    }
 
 
-def evaluate_tasks(model, tokenizer, tasks: dict[str, int], *, window: int, longbench_window: int,
-                   batch_size: str = "1", limit: int | None = None, fixtures_root: str | Path | None = None,
-                   cache: str | Path | None = None, max_gen_toks: int | None = None,
-                   seed: int = 0) -> Iterator[tuple[str, dict]]:
+def evaluate_tasks(
+    model,
+    tokenizer,
+    tasks: dict[str, int],
+    *,
+    window: int,
+    longbench_window: int,
+    batch_size: str = "1",
+    limit: int | None = None,
+    fixtures_root: str | Path | None = None,
+    cache: str | Path | None = None,
+    max_gen_toks: int | None = None,
+    seed: int = 0,
+) -> Iterator[tuple[str, dict]]:
     """Evaluate `model` on `tasks` (name -> few-shot count), yielding `(name, result)` as each task finishes.
 
     `fixtures_root`: the offline fixtures written by `harp.cli.fixtures` (None: the real datasets).
@@ -132,8 +152,19 @@ def evaluate_tasks(model, tokenizer, tasks: dict[str, int], *, window: int, long
         obj = _load(tm, name, fixture=fixtures_root is not None)
         if max_gen_toks:
             _cap_generation(obj, max_gen_toks, lm.max_gen_toks)
-        res = lm_eval.simple_evaluate(model=lm, tasks=[obj], num_fewshot=shots, limit=limit, task_manager=tm,
-                                      use_cache=str(cache) if cache else None, log_samples=False,
-                                      random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed,
-                                      fewshot_random_seed=seed, bootstrap_iters=1000, verbosity="WARNING")
+        res = lm_eval.simple_evaluate(
+            model=lm,
+            tasks=[obj],
+            num_fewshot=shots,
+            limit=limit,
+            task_manager=tm,
+            use_cache=str(cache) if cache else None,
+            log_samples=False,
+            random_seed=seed,
+            numpy_random_seed=seed,
+            torch_random_seed=seed,
+            fewshot_random_seed=seed,
+            bootstrap_iters=1000,
+            verbosity="WARNING",
+        )
         yield name, _read(res, name, spec.primary_metric) | {"seconds": round(time.perf_counter() - start, 2)}

@@ -1,4 +1,5 @@
 """Sliding-window perplexity (WikiText-2 test for real models, the held-out corpus for the tiny one)."""
+
 from __future__ import annotations
 
 import math

@@ -13,6 +13,7 @@ of the ideal speedup that is realised:
 Timing runs on random weights built from the architecture by default: the time of a forward does
 not depend on the weights' values, so the four paper models need no download.
 """
+
 from __future__ import annotations
 
 import copy
@@ -46,6 +47,7 @@ def attention_windows(config) -> list[int | None]:
 
 def attended_positions(start: int, end: int, window: int | None) -> int:
     """Sum over the tokens at positions start+1..end of how many positions each attends to (causal)."""
+
     def prefix(n: int) -> int:  # sum_{t=1}^{n} min(t, window)
         if window is None or n <= window:
             return n * (n + 1) // 2
@@ -165,9 +167,19 @@ def phase_flops(model: nn.Module, seq_len: int, phase: str, decode_tokens: int) 
 
 
 @torch.inference_mode()
-def benchmark(model: nn.Module, prune: Callable[[nn.Module], object] | None, seq_lens: list[int], *,
-              repeats: int, warmup: int, decode_tokens: int, batch_size: int, device: str, seed: int = 0,
-              progress: Callable[[str], None] = lambda _: None) -> list[dict]:
+def benchmark(
+    model: nn.Module,
+    prune: Callable[[nn.Module], object] | None,
+    seq_lens: list[int],
+    *,
+    repeats: int,
+    warmup: int,
+    decode_tokens: int,
+    batch_size: int,
+    device: str,
+    seed: int = 0,
+    progress: Callable[[str], None] = lambda _: None,
+) -> list[dict]:
     """Rows (one per variant, phase and length) comparing `model` with a pruned copy of it.
 
     `prune` prunes a deep copy in place. The two variants run alternately, repeat by repeat, so
@@ -200,14 +212,24 @@ def benchmark(model: nn.Module, prune: Callable[[nn.Module], object] | None, seq
             tokens = batch_size * (n if phase == "prefill" else decode_tokens)
             for name, m in variants.items():
                 median, (extra, kv) = statistics.median(times[name]), last[name]
-                rows[name].append({"variant": name, "phase": phase, "seq_len": n, "median_s": median,
-                                   "tokens_per_s": tokens / median,
-                                   "peak_mem_bytes": None if extra is None else state_bytes(m) + extra,
-                                   "kv_cache_bytes": kv, "flops": phase_flops(m, n, phase, decode_tokens)})
+                rows[name].append(
+                    {
+                        "variant": name,
+                        "phase": phase,
+                        "seq_len": n,
+                        "median_s": median,
+                        "tokens_per_s": tokens / median,
+                        "peak_mem_bytes": None if extra is None else state_bytes(m) + extra,
+                        "kv_cache_bytes": kv,
+                        "flops": phase_flops(m, n, phase, decode_tokens),
+                    }
+                )
     original = rows["original"]
     pruned = rows.get("pruned") or [row | {"variant": "pruned"} for row in original]
     for before, after in zip(original, pruned):
         before |= {"speedup": 0.0, "bound": 0.0}
-        after |= {"speedup": after["tokens_per_s"] / before["tokens_per_s"] - 1.0,
-                  "bound": bound(before["flops"], after["flops"])}
+        after |= {
+            "speedup": after["tokens_per_s"] / before["tokens_per_s"] - 1.0,
+            "bound": bound(before["flops"], after["flops"]),
+        }
     return original + pruned

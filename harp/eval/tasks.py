@@ -4,6 +4,7 @@ Few-shot counts are configuration (`eval.tasks`: task -> shots), not code; this 
 how to read a task's lm-eval results (the primary metric key, as lm-eval names it, with its filter)
 and which of the paper's tables (its category) it belongs to.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -34,9 +35,24 @@ STANDARD = [
     SuiteTask("piqa", DISCRIMINATIVE, "acc_norm,none"),
     SuiteTask("mmlu", DISCRIMINATIVE, "acc,none", is_group=True),
 ]
-LONGBENCH_NAMES = ["narrativeqa", "qasper", "multifieldqa_en", "hotpotqa", "2wikimqa", "musique", "gov_report",
-                   "qmsum", "multi_news", "trec", "triviaqa", "samsum", "passage_count", "passage_retrieval_en",
-                   "lcc", "repobench-p"]
+LONGBENCH_NAMES = [
+    "narrativeqa",
+    "qasper",
+    "multifieldqa_en",
+    "hotpotqa",
+    "2wikimqa",
+    "musique",
+    "gov_report",
+    "qmsum",
+    "multi_news",
+    "trec",
+    "triviaqa",
+    "samsum",
+    "passage_count",
+    "passage_retrieval_en",
+    "lcc",
+    "repobench-p",
+]
 LONGBENCH_TASKS = [SuiteTask(f"longbench_{n}", LONGBENCH, "score,none") for n in LONGBENCH_NAMES]
 
 SUITE: dict[str, SuiteTask] = {t.name: t for t in STANDARD + LONGBENCH_TASKS}

@@ -5,6 +5,7 @@ q/k/v/o projections, `model.model.norm`, `model.lm_head`). They differ only in w
 branch ends before the residual add: at `o_proj` (Llama, Mistral, Qwen2) or at Gemma-2's
 `post_attention_layernorm`, whose weight acts as `(1 + weight)`. Adding a family is one entry.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -36,9 +37,7 @@ def adapter_for(model_or_config) -> FamilyAdapter:
     config = getattr(model_or_config, "config", model_or_config)
     model_type = getattr(config, "model_type", None)
     if model_type not in ADAPTERS:
-        raise HarpError(
-            f"Unsupported model family {model_type!r}; supported families: {', '.join(sorted(ADAPTERS))}."
-        )
+        raise HarpError(f"Unsupported model family {model_type!r}; supported families: {', '.join(sorted(ADAPTERS))}.")
     return ADAPTERS[model_type]
 
 

@@ -1,4 +1,5 @@
 """Load any Hugging Face causal LM by hub id or local path, with clear errors when it is not there."""
+
 from __future__ import annotations
 
 import os
@@ -28,8 +29,11 @@ def resolve_device(device: str = "auto") -> str:
 def _missing(source: str, err: Exception) -> HarpError:
     if Path(source).expanduser().is_absolute() or source.startswith((".", "results/")):
         return HarpError(f"Model path {source} does not exist; build or download the model there first.")
-    why = ("HF_HUB_OFFLINE is set, so it cannot be downloaded" if offline()
-           else f"downloading it failed ({str(err).splitlines()[0][:160]})")
+    why = (
+        "HF_HUB_OFFLINE is set, so it cannot be downloaded"
+        if offline()
+        else f"downloading it failed ({str(err).splitlines()[0][:160]})"
+    )
     return HarpError(f"Model {source!r} is not a local directory and not in the Hugging Face cache, and {why}.")
 
 

@@ -4,6 +4,7 @@ It exists so the whole pipeline runs on a laptop CPU with no download. It is a r
 `LlamaForCausalLM` saved with `save_pretrained`, so every code path (loading, pruning, lm-eval)
 is the one used for the paper's models. Numbers it produces are labelled "tiny" wherever shown.
 """
+
 from __future__ import annotations
 
 import json
@@ -114,8 +115,7 @@ def build_tiny(out_dir: str | Path, cfg: TinyConfig | None = None, progress: boo
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.1, betas=(0.9, 0.95))
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt,
-        lambda s: min(1.0, (s + 1) / cfg.warmup)
-        * 0.5 * (1 + math.cos(math.pi * min(s, cfg.steps) / cfg.steps)),
+        lambda s: min(1.0, (s + 1) / cfg.warmup) * 0.5 * (1 + math.cos(math.pi * min(s, cfg.steps) / cfg.steps)),
     )
     gen = torch.Generator().manual_seed(cfg.seed)
     start = time.time()

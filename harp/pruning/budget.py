@@ -3,6 +3,7 @@
 One notion for all methods: `method.ratio` of the model's decoder linear weights when set, else what
 HARP's plan removed (the reference), so a baseline is compared with HARP at the same size.
 """
+
 from __future__ import annotations
 
 from torch import nn
@@ -22,6 +23,8 @@ def target_removed(model: nn.Module, ratio: float | None, reference: Plan | None
     if reference is None:
         raise HarpError("No reference budget: run `prune method=harp` first, or set method.ratio.")
     if reference.params_before != before:
-        raise HarpError(f"HARP's plan counts {reference.params_before} decoder linear weights but this model has "
-                        f"{before}: the reference plan belongs to a different model.")
+        raise HarpError(
+            f"HARP's plan counts {reference.params_before} decoder linear weights but this model has "
+            f"{before}: the reference plan belongs to a different model."
+        )
     return reference.params_before - reference.params_after

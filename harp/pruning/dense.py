@@ -1,4 +1,5 @@
 """The unpruned reference: a plan that removes nothing, so every table has its Dense row."""
+
 from __future__ import annotations
 
 from torch import nn

@@ -5,6 +5,7 @@ to itself, so queries, keys, RoPE, SDPA and that layer's KV cache disappear. alp
 the last op of the branch (o_proj, or Gemma-2's post-attention norm), so it costs nothing at run
 time. alpha = 0 removes the branch (v_proj and o_proj too).
 """
+
 from __future__ import annotations
 
 import copy
@@ -72,8 +73,13 @@ class RemovedAttention(nn.Module):
 
 
 def _scaled_linear(linear: nn.Linear, alpha: float) -> nn.Linear:
-    scaled = nn.Linear(linear.in_features, linear.out_features, bias=linear.bias is not None,
-                       device=linear.weight.device, dtype=linear.weight.dtype)
+    scaled = nn.Linear(
+        linear.in_features,
+        linear.out_features,
+        bias=linear.bias is not None,
+        device=linear.weight.device,
+        dtype=linear.weight.dtype,
+    )
     with torch.no_grad():
         scaled.weight.copy_(linear.weight.float() * alpha)
         if linear.bias is not None:
@@ -158,8 +164,15 @@ def make_plan(inp: PruneInputs) -> Plan:
     before = decoder_linear_params(inp.model)
     apply_harp(inp.model, inp.alphas)
     m = inp.method
-    return build_plan("harp", inp.source, inp.model, before, layers=list(inp.alphas), alphas=inp.alphas,
-                      details={"layer_position": m.layer_position, "rescale": m.rescale})
+    return build_plan(
+        "harp",
+        inp.source,
+        inp.model,
+        before,
+        layers=list(inp.alphas),
+        alphas=inp.alphas,
+        details={"layer_position": m.layer_position, "rescale": m.rescale},
+    )
 
 
 def apply(model: nn.Module, plan: Plan) -> None:

@@ -1,4 +1,5 @@
 """What the paper counts: linear weights of the decoder layers, and the KV cache that remains."""
+
 from __future__ import annotations
 
 from torch import nn
@@ -14,9 +15,7 @@ def decoder_linear_params(model: nn.Module) -> int:
 def kv_cache_width(model: nn.Module) -> int:
     """Sum over layers of the per-token key width that the KV cache still stores."""
     return sum(
-        layer.self_attn.k_proj.out_features
-        for layer in decoder_layers(model)
-        if hasattr(layer.self_attn, "k_proj")
+        layer.self_attn.k_proj.out_features for layer in decoder_layers(model) if hasattr(layer.self_attn, "k_proj")
     )
 
 

@@ -4,6 +4,7 @@ Its JSON file holds the method, layers, alphas, parameter counts and method deta
 file holds tensors some methods need (e.g. FLAP's compensation biases). Full pruned weights are
 never written by default: a plan is kilobytes, a pruned 8B model is 16 GB.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -47,13 +48,28 @@ class Plan:
         return data
 
 
-def build_plan(method: str, model_id: str, pruned: nn.Module, params_before: int, layers: list[int],
-               alphas: dict[int, float] | None = None, details: dict | None = None,
-               tensors: dict[str, torch.Tensor] | None = None) -> Plan:
+def build_plan(
+    method: str,
+    model_id: str,
+    pruned: nn.Module,
+    params_before: int,
+    layers: list[int],
+    alphas: dict[int, float] | None = None,
+    details: dict | None = None,
+    tensors: dict[str, torch.Tensor] | None = None,
+) -> Plan:
     """The plan of a model that `method` has just pruned, counting what remains."""
-    return Plan(method=method, model=model_id, layers=sorted(layers), params_before=params_before,
-                params_after=decoder_linear_params(pruned), kv_cache_reduction=kv_cache_reduction(pruned),
-                alphas=dict(alphas or {}), details=dict(details or {}), tensors=dict(tensors or {}))
+    return Plan(
+        method=method,
+        model=model_id,
+        layers=sorted(layers),
+        params_before=params_before,
+        params_after=decoder_linear_params(pruned),
+        kv_cache_reduction=kv_cache_reduction(pruned),
+        alphas=dict(alphas or {}),
+        details=dict(details or {}),
+        tensors=dict(tensors or {}),
+    )
 
 
 @dataclass
@@ -126,4 +142,3 @@ def plan_hash(path: str | Path) -> str:
         if file.exists():
             digest.update(file.read_bytes())
     return digest.hexdigest()[:16]
-

@@ -1,7 +1,8 @@
 """Collect every stage's result files under `results/` into one tidy pandas DataFrame.
 
 The frame is what tables, figures, the report page and the notebook read; it is written to
-the results folder by the collect stage (`harp.artifacts.all_results`). One row per observation, a `kind` column says which:
+the results folder by the collect stage (`harp.artifacts.all_results`). One row per observation, a `kind`
+column says which:
 
 - `eval`: one lm-eval task of one model/method (`task`, `category`, `metric`, `score` in [0, 1], `stderr`,
   `n_samples`, `num_fewshot`, `limit`, `fixture`, `tiny_model`, `versions` as a JSON string);
@@ -15,10 +16,10 @@ Every row has `experiment` ("main" for `results/`, the ablation's name for `resu
 `model`, `method`, `tiny_model` (true on every row of a model built here), and, where the method's
 plan (or perplexity record) is there, `model_id`, `pruning_ratio` and `kv_cache_reduction`.
 """
+
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -28,12 +29,58 @@ from harp.errors import HarpError
 from harp.io import read_json
 from harp.layers import from_last
 from harp.records import read_alphas_record
-EVAL_KEYS = ("task", "category", "primary_metric", "score", "n_samples", "num_fewshot", "limit", "fixture", "tiny_model")
-COLUMNS = ["kind", "experiment", "model", "method", "model_id", "task", "category", "metric", "score", "stderr",
-           "n_samples", "num_fewshot", "limit", "fixture", "tiny_model", "pruning_ratio", "kv_cache_reduction",
-           "plan_hash", "layer", "alpha", "published_alpha", "searched", "step", "versions"]
-SPEED_COLUMNS = ["variant", "phase", "seq_len", "median_s", "tokens_per_s", "speedup", "bound", "peak_mem_bytes",
-                 "kv_cache_bytes", "device", "dtype", "random_weights"]
+
+EVAL_KEYS = (
+    "task",
+    "category",
+    "primary_metric",
+    "score",
+    "n_samples",
+    "num_fewshot",
+    "limit",
+    "fixture",
+    "tiny_model",
+)
+COLUMNS = [
+    "kind",
+    "experiment",
+    "model",
+    "method",
+    "model_id",
+    "task",
+    "category",
+    "metric",
+    "score",
+    "stderr",
+    "n_samples",
+    "num_fewshot",
+    "limit",
+    "fixture",
+    "tiny_model",
+    "pruning_ratio",
+    "kv_cache_reduction",
+    "plan_hash",
+    "layer",
+    "alpha",
+    "published_alpha",
+    "searched",
+    "step",
+    "versions",
+]
+SPEED_COLUMNS = [
+    "variant",
+    "phase",
+    "seq_len",
+    "median_s",
+    "tokens_per_s",
+    "speedup",
+    "bound",
+    "peak_mem_bytes",
+    "kv_cache_bytes",
+    "device",
+    "dtype",
+    "random_weights",
+]
 
 
 def _visible(paths) -> list[Path]:
@@ -56,18 +103,29 @@ def _eval_rows(path: Path) -> dict:
     if missing := [k for k in ("model", "method", "metrics", *EVAL_KEYS) if k not in data]:
         raise HarpError(f"{path} lacks the key(s) {', '.join(missing)}; rerun the evaluate stage that wrote it.")
     metric = data["primary_metric"]
-    return {"task": data["task"], "category": data["category"], "metric": metric, "score": data["score"],
-            "stderr": (data.get("stderr") or {}).get(metric), "n_samples": data["n_samples"],
-            "num_fewshot": data["num_fewshot"], "limit": data["limit"], "fixture": data["fixture"],
-            "tiny_model": data["tiny_model"], "plan_hash": data.get("plan_hash"),
-            "versions": json.dumps(data.get("versions") or {}, sort_keys=True)}
+    return {
+        "task": data["task"],
+        "category": data["category"],
+        "metric": metric,
+        "score": data["score"],
+        "stderr": (data.get("stderr") or {}).get(metric),
+        "n_samples": data["n_samples"],
+        "num_fewshot": data["num_fewshot"],
+        "limit": data["limit"],
+        "fixture": data["fixture"],
+        "tiny_model": data["tiny_model"],
+        "plan_hash": data.get("plan_hash"),
+        "versions": json.dumps(data.get("versions") or {}, sort_keys=True),
+    }
 
 
 def _read_csv(path: Path, columns: list[str]) -> pd.DataFrame:
     try:
         frame = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise HarpError(f"{path} is not a readable CSV ({str(err).splitlines()[0]}); rerun the stage that wrote it.") from None
+        raise HarpError(
+            f"{path} is not a readable CSV ({str(err).splitlines()[0]}); rerun the stage that wrote it."
+        ) from None
     if missing := [c for c in columns if c not in frame.columns]:
         raise HarpError(f"{path} lacks the column(s) {', '.join(missing)}; rerun the stage that wrote it.")
     return frame
@@ -78,9 +136,19 @@ def _method_rows(experiment: str, model: str, method_dir: Path) -> list[dict]:
     rows = [base | {"kind": "eval"} | _eval_rows(p) for p in _visible(artifacts.eval_dir(method_dir).glob("*.json"))]
     if (ppl_path := artifacts.perplexity(method_dir)).exists():
         ppl = read_json(ppl_path)
-        rows.append(base | {"kind": "perplexity", "task": ppl.get("source"), "category": "perplexity",
-                            "metric": "perplexity", "score": ppl["perplexity"], "n_samples": ppl.get("tokens"),
-                            "tiny_model": ppl.get("tiny_model"), "plan_hash": ppl.get("plan_hash")})
+        rows.append(
+            base
+            | {
+                "kind": "perplexity",
+                "task": ppl.get("source"),
+                "category": "perplexity",
+                "metric": "perplexity",
+                "score": ppl["perplexity"],
+                "n_samples": ppl.get("tokens"),
+                "tiny_model": ppl.get("tiny_model"),
+                "plan_hash": ppl.get("plan_hash"),
+            }
+        )
     if (speed_path := artifacts.speed(method_dir)).exists():
         speed = _read_csv(speed_path, SPEED_COLUMNS)
         rows += [base | {"kind": "speed"} | {c: r[c] for c in SPEED_COLUMNS} for r in speed.to_dict("records")]
@@ -94,12 +162,31 @@ def _alpha_rows(experiment: str, model: str, expdir: Path) -> list[dict]:
         data = read_alphas_record(path)
         alphas, published = data["alphas"], data.get("published")
         paired = from_last(alphas, published, "published alphas") if published and len(published) == len(alphas) else {}
-        rows += [base | {"kind": "alpha", "layer": layer, "alpha": alpha, "published_alpha": paired.get(layer),
-                         "searched": bool(data.get("searched"))} for layer, alpha in sorted(alphas.items(), reverse=True)]
+        rows += [
+            base
+            | {
+                "kind": "alpha",
+                "layer": layer,
+                "alpha": alpha,
+                "published_alpha": paired.get(layer),
+                "searched": bool(data.get("searched")),
+            }
+            for layer, alpha in sorted(alphas.items(), reverse=True)
+        ]
     if (path := artifacts.search_trace(expdir, model)).exists():
         trace = _read_csv(path, ["step", "layer", "alpha", "perplexity"])
-        rows += [base | {"kind": "search", "step": r["step"], "layer": r["layer"], "alpha": r["alpha"],
-                         "metric": "perplexity", "score": r["perplexity"]} for r in trace.to_dict("records")]
+        rows += [
+            base
+            | {
+                "kind": "search",
+                "step": r["step"],
+                "layer": r["layer"],
+                "alpha": r["alpha"],
+                "metric": "perplexity",
+                "score": r["perplexity"],
+            }
+            for r in trace.to_dict("records")
+        ]
     return rows
 
 

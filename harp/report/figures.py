@@ -3,6 +3,7 @@
 Each function takes the tidy frame of `harp.report.collect` and returns a `Figure`, or None when the
 results it needs are absent; `write_figures` saves every figure as PDF (for the paper) and PNG.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -32,8 +33,9 @@ def _panels(n: int, width: float = 4.2, height: float = 3.2, cols: int | None = 
 def _title(ax, model: str, rows: pd.DataFrame, what: str = "") -> None:
     """Panel title with the fixture/capped/tiny flags, so a PNG is never mistaken for paper numbers."""
     warn = flags(rows[rows.model == model])
-    ax.set_title(f"{model}{what}" + (f" [{', '.join(warn)}]" if warn else ""), fontsize=9,
-                 color="firebrick" if warn else "black")
+    ax.set_title(
+        f"{model}{what}" + (f" [{', '.join(warn)}]" if warn else ""), fontsize=9, color="firebrick" if warn else "black"
+    )
 
 
 def _task_order(rows: pd.DataFrame, tasks) -> list[str]:
@@ -132,7 +134,7 @@ def search_trace(results: pd.DataFrame) -> Figure | None:
         r = rows[rows.model == model]
         for (step, layer), curve in r.groupby(["step", "layer"]):
             curve = curve.sort_values("alpha")
-            line, = ax.plot(curve.alpha, curve.score, ".-", label=f"layer {int(layer)} (step {int(step)})")
+            (line,) = ax.plot(curve.alpha, curve.score, ".-", label=f"layer {int(layer)} (step {int(step)})")
             best = curve.loc[curve.score.idxmin()]
             ax.plot(best.alpha, best.score, "*", markersize=11, color=line.get_color())
         if r.score.max() > 10 * r.score.min():  # alpha = 0 in a top layer can cost orders of magnitude
@@ -145,7 +147,11 @@ def search_trace(results: pd.DataFrame) -> Figure | None:
 
 
 FIGURES: dict[str, Callable[[pd.DataFrame], Figure | None]] = {
-    "fig1_rescaling": rescaling, "fig2_alphas": alphas, "fig3_speed": speed, "search_trace": search_trace}
+    "fig1_rescaling": rescaling,
+    "fig2_alphas": alphas,
+    "fig3_speed": speed,
+    "search_trace": search_trace,
+}
 
 
 def write_figures(results: pd.DataFrame, out_dir: str | Path) -> list[Path]:

@@ -1,4 +1,5 @@
 """The report page (markdown): the tables rendered, the figures embedded, and where every number came from."""
+
 from __future__ import annotations
 
 import json
@@ -19,6 +20,7 @@ LIBRARIES = ("harp", "torch", "transformers", "lm_eval", "datasets", "pandas", "
 
 def git_commit(repo: Path = Path(".")) -> str:
     """The checkout's commit, `-dirty` when it has uncommitted changes; "unknown" outside git."""
+
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
 
@@ -44,15 +46,29 @@ def _models(results: pd.DataFrame) -> pd.DataFrame:
     for model, rows in results.groupby("model"):
         evals = rows[rows.kind == "eval"]
         ids = rows.model_id.dropna()
-        data = ("fixture" if evals.fixture.astype(bool).all() else "real" if not evals.fixture.astype(bool).any()
-                else "mixed real/fixture") if len(evals) else "--"
+        data = (
+            (
+                "fixture"
+                if evals.fixture.astype(bool).all()
+                else "real"
+                if not evals.fixture.astype(bool).any()
+                else "mixed real/fixture"
+            )
+            if len(evals)
+            else "--"
+        )
         limits = evals.limit.dropna()
-        lines.append({"model": model, "model id": ids.iloc[0] if len(ids) else "--",
-                      "tiny": "yes" if bool_column(rows, "tiny_model").any() else "no",
-                      "data": data,
-                      "limit": int(limits.max()) if len(limits) else "none (complete)" if len(evals) else "--",
-                      "methods": ", ".join(sorted(set(rows.method.dropna()))),
-                      "experiments": ", ".join(sorted(set(rows.experiment.dropna())))})
+        lines.append(
+            {
+                "model": model,
+                "model id": ids.iloc[0] if len(ids) else "--",
+                "tiny": "yes" if bool_column(rows, "tiny_model").any() else "no",
+                "data": data,
+                "limit": int(limits.max()) if len(limits) else "none (complete)" if len(evals) else "--",
+                "methods": ", ".join(sorted(set(rows.method.dropna()))),
+                "experiments": ", ".join(sorted(set(rows.experiment.dropna()))),
+            }
+        )
     return pd.DataFrame(lines)
 
 
@@ -79,20 +95,34 @@ def wandb_runs(wandb_dir: Path, out_dir: Path, entity: str | None, project: str)
     return lines
 
 
-def render(results: pd.DataFrame, tables: list[Table], figures: list[Path], out_dir: Path,
-           wandb_dir: Path, wandb_project: str = "harp", wandb_entity: str | None = None) -> str:
+def render(
+    results: pd.DataFrame,
+    tables: list[Table],
+    figures: list[Path],
+    out_dir: Path,
+    wandb_dir: Path,
+    wandb_project: str = "harp",
+    wandb_entity: str | None = None,
+) -> str:
     """The page's markdown; paths are written relative to `out_dir` (where the page lies)."""
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     source = artifacts.all_results(out_dir).relative_to(out_dir)
     lines = ["# HARP: results", "", f"Generated {stamp} from [{source}]({source}).", ""]
     warnings = [f"- **{m}** [{', '.join(flags(r))}]: {caveats(r)}" for m, r in results.groupby("model") if flags(r)]
     if warnings:
-        banner = ("> **Not paper numbers.** Some results come from fixture data, capped evaluations or the tiny "
-                  "model; they test the pipeline only:")
+        banner = (
+            "> **Not paper numbers.** Some results come from fixture data, capped evaluations or the tiny "
+            "model; they test the pipeline only:"
+        )
         lines += [banner, ">"] + [f"> {w}" for w in warnings] + [""]
-    lines += ["## Provenance", "", _models(results).to_markdown(index=False), "",
-              f"- git commit: `{git_commit()}`",
-              "- libraries (report stage): " + ", ".join(f"{k} {v}" for k, v in library_versions().items())]
+    lines += [
+        "## Provenance",
+        "",
+        _models(results).to_markdown(index=False),
+        "",
+        f"- git commit: `{git_commit()}`",
+        "- libraries (report stage): " + ", ".join(f"{k} {v}" for k, v in library_versions().items()),
+    ]
     lines += [f"- libraries (evaluation): {v}" for v in _eval_versions(results)] + [""]
     lines += ["## Tables", ""]
     tables_dir = artifacts.tables_dir(out_dir).relative_to(out_dir)
@@ -103,8 +133,16 @@ def render(results: pd.DataFrame, tables: list[Table], figures: list[Path], out_
     for png in figures:
         rel = png.relative_to(out_dir)
         caption = FIGURES[png.stem].__doc__.splitlines()[0] if png.stem in FIGURES else png.stem
-        lines += [f"### {png.stem}", "", caption, "", f"![{png.stem}]({rel})", "",
-                  f"PDF: [{rel.with_suffix('.pdf')}]({rel.with_suffix('.pdf')})", ""]
+        lines += [
+            f"### {png.stem}",
+            "",
+            caption,
+            "",
+            f"![{png.stem}]({rel})",
+            "",
+            f"PDF: [{rel.with_suffix('.pdf')}]({rel.with_suffix('.pdf')})",
+            "",
+        ]
     runs = wandb_runs(wandb_dir, out_dir, wandb_entity, wandb_project)
     lines += ["## wandb runs", "", f"Project `{wandb_project}`, grouped by model, job type = stage.", ""]
     lines += runs or ["No wandb runs under " + f"`{wandb_dir}` (tracking disabled)."]

@@ -4,6 +4,7 @@ A `Table` holds numbers already scaled and rounded, so the LaTeX file, the markd
 the tests all see the same values; the best value per column is bolded in both renderings.
 Each .tex file is a `table` float that a paper can `\\input` (needs `\\usepackage{booktabs}`).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -17,10 +18,22 @@ from harp.io import atomic_path
 
 DENSE = methods.label("dense")
 CATEGORIES = {"generation": "Generation", "discriminative": "Discriminative", "longbench": "LongBench"}
-SCORE_NOTE = ("Scores are the primary lm-eval metric multiplied by 100 and rounded to one decimal; the best pruned "
-              "model per column is in bold (Dense is the unpruned reference).")
-LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+SCORE_NOTE = (
+    "Scores are the primary lm-eval metric multiplied by 100 and rounded to one decimal; the best pruned "
+    "model per column is in bold (Dense is the unpruned reference)."
+)
+LATEX_SPECIALS = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
 
 
 @dataclass
@@ -79,11 +92,14 @@ def caveats(rows: pd.DataFrame) -> str:
     fixture, tiny, capped = bool_column(rows, "fixture"), bool_column(rows, "tiny_model"), rows["limit"].notna()
     notes = []
     if fixture.any():
-        notes.append(f"FIXTURE DATA{which(fixture)}: scores come from the small offline fixture datasets; they test "
-                     "the pipeline and are not comparable to the paper.")
+        notes.append(
+            f"FIXTURE DATA{which(fixture)}: scores come from the small offline fixture datasets; they test "
+            "the pipeline and are not comparable to the paper."
+        )
     if capped.any():
-        notes.append(f"CAPPED EVALUATION{which(capped)}: at most {int(rows['limit'].max())} samples per task "
-                     "(lm-eval limit).")
+        notes.append(
+            f"CAPPED EVALUATION{which(capped)}: at most {int(rows['limit'].max())} samples per task (lm-eval limit)."
+        )
     if tiny.any():
         notes.append(f"TINY MODEL{which(tiny)}: a small model trained here, not one of the paper's models.")
     return " ".join(notes)
@@ -108,8 +124,12 @@ def _dense_rows(frame: pd.DataFrame, label: str) -> list[int]:
 
 def score_table(results: pd.DataFrame, model: str, category: str) -> Table | None:
     """Methods x tasks of one model and task category, with the average and the pruning/KV-cache reductions."""
-    rows = results[(results.kind == "eval") & (results.experiment == MAIN) & (results.model == model)
-                   & (results.category == category)]
+    rows = results[
+        (results.kind == "eval")
+        & (results.experiment == MAIN)
+        & (results.model == model)
+        & (results.category == category)
+    ]
     if rows.empty:
         return None
     scores = rows.pivot(index="method", columns="task", values="score").sort_index(axis=1)
@@ -122,9 +142,11 @@ def score_table(results: pd.DataFrame, model: str, category: str) -> Table | Non
     frame["Pruned (%)"] = (budget["pruning_ratio"] * 100).round(1)
     frame["KV cache (-%)"] = (budget["kv_cache_reduction"] * 100).round(1)
     frame.insert(0, "Method", [methods.label(m) for m in frame.index])
-    caption = (f"{model_label(rows, model)}: {CATEGORIES.get(category, category)} tasks. {SCORE_NOTE} Avg is the mean over "
-               f"the tasks shown. Pruned: share of decoder linear weights removed; KV cache: KV-cache reduction "
-               f"(both %). {caveats(rows)}")
+    caption = (
+        f"{model_label(rows, model)}: {CATEGORIES.get(category, category)} tasks. {SCORE_NOTE} Avg is the mean over "
+        f"the tasks shown. Pruned: share of decoder linear weights removed; KV cache: KV-cache reduction "
+        f"(both %). {caveats(rows)}"
+    )
     frame = frame.reset_index(drop=True)
     return Table(f"{model}_{category}", caption.strip(), frame, best, reference=_dense_rows(frame, "Method"))
 
@@ -137,10 +159,14 @@ def ablation_table(results: pd.DataFrame, model: str) -> Table | None:
     keep = ((mine.experiment == MAIN) & mine.method.isin(["dense", "harp"])) | (mine.experiment != MAIN)
     mine = mine[keep & mine.kind.isin(["eval", "perplexity"])]
     rank = method_order(mine.method)
-    main_first = sorted(mine[["experiment", "method"]].drop_duplicates().itertuples(index=False),
-                        key=lambda r: (r.experiment != MAIN, r.experiment, rank.index(r.method)))
-    labels = {(e, m): methods.label(m) if e == MAIN else (e if m == "harp" else f"{e} ({methods.label(m)})")
-              for e, m in main_first}
+    main_first = sorted(
+        mine[["experiment", "method"]].drop_duplicates().itertuples(index=False),
+        key=lambda r: (r.experiment != MAIN, r.experiment, rank.index(r.method)),
+    )
+    labels = {
+        (e, m): methods.label(m) if e == MAIN else (e if m == "harp" else f"{e} ({methods.label(m)})")
+        for e, m in main_first
+    }
     mine = mine.assign(row=[labels[(e, m)] for e, m in zip(mine.experiment, mine.method)])
     order = [labels[k] for k in main_first]
     evals = mine[mine.kind == "eval"]
@@ -158,14 +184,17 @@ def ablation_table(results: pd.DataFrame, model: str) -> Table | None:
     frame["Pruned (%)"] = (budget["pruning_ratio"] * 100).round(1)
     frame["KV cache (-%)"] = (budget["kv_cache_reduction"] * 100).round(1)
     frame.insert(0, "Run", order)
-    caption = (f"{model_label(mine, model)}: ablations of HARP (one row per experiment under results/ablations/). "
-               f"Category columns average the tasks of that category and Avg all tasks, each multiplied by 100 and rounded "
-               f"to one decimal; PPL is held-out perplexity rounded to two decimals. Best pruned run per column in bold. "
-               f"Pruned: share of decoder linear weights removed; KV cache: KV-cache reduction (both %). "
-               f"{caveats(mine)}")
+    caption = (
+        f"{model_label(mine, model)}: ablations of HARP (one row per experiment under results/ablations/). "
+        f"Category columns average the tasks of that category and Avg all tasks, each multiplied by 100 and rounded "
+        f"to one decimal; PPL is held-out perplexity rounded to two decimals. Best pruned run per column in bold. "
+        f"Pruned: share of decoder linear weights removed; KV cache: KV-cache reduction (both %). "
+        f"{caveats(mine)}"
+    )
     frame = frame.reset_index(drop=True)
-    return Table(f"{model}_ablations", caption.strip(), frame, best, digits={"PPL": 2},
-                 reference=_dense_rows(frame, "Run"))
+    return Table(
+        f"{model}_ablations", caption.strip(), frame, best, digits={"PPL": 2}, reference=_dense_rows(frame, "Run")
+    )
 
 
 def perplexity_table(results: pd.DataFrame) -> Table | None:
@@ -178,10 +207,18 @@ def perplexity_table(results: pd.DataFrame) -> Table | None:
     frame.insert(0, "Method", [methods.label(m) for m in frame.index])
     frame = frame.reset_index(drop=True)
     sources = ", ".join(f"{m}: {s}" for m, s in sorted(set(zip(rows.model, rows.task))))
-    caption = (f"Held-out perplexity (lower is better; text source per model: {sources}), rounded to two decimals; "
-               f"the best pruned model per column is in bold (Dense is the unpruned reference). {caveats(rows)}")
-    return Table("perplexity", caption.strip(), frame, dict.fromkeys(ppl.columns, "min"), precision=2,
-                 reference=_dense_rows(frame, "Method"))
+    caption = (
+        f"Held-out perplexity (lower is better; text source per model: {sources}), rounded to two decimals; "
+        f"the best pruned model per column is in bold (Dense is the unpruned reference). {caveats(rows)}"
+    )
+    return Table(
+        "perplexity",
+        caption.strip(),
+        frame,
+        dict.fromkeys(ppl.columns, "min"),
+        precision=2,
+        reference=_dense_rows(frame, "Method"),
+    )
 
 
 def alpha_table(results: pd.DataFrame) -> Table | None:
@@ -191,16 +228,22 @@ def alpha_table(results: pd.DataFrame) -> Table | None:
         return None
     rows = rows.sort_values(["model", "layer"], ascending=[True, False])
     first = ~rows.model.duplicated()
-    frame = pd.DataFrame({"Model": [m if f else "" for m, f in zip(rows.model, first)],
-                          "Layer": rows.layer.astype(int).to_numpy(),
-                          "Searched alpha": rows.alpha.round(2).to_numpy(),
-                          "Published alpha": rows.published_alpha.astype(float).round(2).to_numpy()})
+    frame = pd.DataFrame(
+        {
+            "Model": [m if f else "" for m, f in zip(rows.model, first)],
+            "Layer": rows.layer.astype(int).to_numpy(),
+            "Searched alpha": rows.alpha.round(2).to_numpy(),
+            "Published alpha": rows.published_alpha.astype(float).round(2).to_numpy(),
+        }
+    )
     not_searched = sorted(set(rows.model[~bool_column(rows, "searched")]))
-    caption = ("Alpha per pruned layer (0-based layer index, last layer first): searched by the greedy calibration-"
-               "perplexity search against the authors' published values (conf/model/*.yaml; -- where none is "
-               "published). Rounded to two decimals."
-               + (f" Not searched (fixed alphas): {', '.join(not_searched)}." if not_searched else "")
-               + f" {caveats(rows)}")
+    caption = (
+        "Alpha per pruned layer (0-based layer index, last layer first): searched by the greedy calibration-"
+        "perplexity search against the authors' published values (conf/model/*.yaml; -- where none is "
+        "published). Rounded to two decimals."
+        + (f" Not searched (fixed alphas): {', '.join(not_searched)}." if not_searched else "")
+        + f" {caveats(rows)}"
+    )
     return Table("alphas", caption.strip(), frame, precision=2)
 
 
@@ -222,8 +265,13 @@ def to_latex(table: Table) -> str:
     for column, how in table.best.items():
         pick = styler.highlight_max if how == "max" else styler.highlight_min
         styler = pick(subset=(table.contenders, [column]), props="textbf:--rwrap;")
-    return styler.to_latex(hrules=True, caption=latex_escape(table.caption), label=f"tab:{table.name}",
-                           position_float="centering", column_format="l" * len(text) + "r" * len(numeric))
+    return styler.to_latex(
+        hrules=True,
+        caption=latex_escape(table.caption),
+        label=f"tab:{table.name}",
+        position_float="centering",
+        column_format="l" * len(text) + "r" * len(numeric),
+    )
 
 
 def to_markdown(table: Table) -> str:
@@ -233,8 +281,10 @@ def to_markdown(table: Table) -> str:
         values = table.frame[column]
         target = table.best_value(column)
         text = str if pd.api.types.is_integer_dtype(values) else f"{{:.{table.decimals(column)}f}}".format
-        out[column] = ["--" if pd.isna(v) else (f"**{text(v)}**" if v == target and i in table.contenders
-                                                else text(v)) for i, v in values.items()]
+        out[column] = [
+            "--" if pd.isna(v) else (f"**{text(v)}**" if v == target and i in table.contenders else text(v))
+            for i, v in values.items()
+        ]
     return f"{out.to_markdown(index=False, disable_numparse=True)}\n\n*{table.caption}*"
 
 

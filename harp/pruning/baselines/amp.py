@@ -4,6 +4,7 @@ A head's importance is the mean L1 norm of its contribution through o_proj (W_o[
 summed over the query heads of a key/value group; an MLP neuron's is the mean |activation| at the
 down_proj input. Mixing heads and neurons (the default target) ranks them after standardisation.
 """
+
 from __future__ import annotations
 
 from torch import nn

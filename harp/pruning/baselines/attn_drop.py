@@ -5,6 +5,7 @@ A whole attention block is redundant when its residual output is nearly its inpu
 at any depth. Whole blocks are coarse, so
 the budget is met as closely as whole blocks allow and the gap is recorded in `details["budget"]`.
 """
+
 from __future__ import annotations
 
 import torch
@@ -17,8 +18,11 @@ from harp.pruning.plan import Plan, PruneInputs
 
 
 def block_scores(model: nn.Module, stats: list[LayerStats], kinds: tuple[str, ...]) -> Scores:
-    return {("block", i): torch.tensor([1.0 - stats[i].cosine / stats[i].tokens], dtype=torch.float64)
-            for i, layer in enumerate(decoder_layers(model)) if has_dense_attention(layer)}
+    return {
+        ("block", i): torch.tensor([1.0 - stats[i].cosine / stats[i].tokens], dtype=torch.float64)
+        for i, layer in enumerate(decoder_layers(model))
+        if has_dense_attention(layer)
+    }
 
 
 def make_plan(inp: PruneInputs) -> Plan:

@@ -4,6 +4,7 @@ A method module supplies only its scoring rule (`Scores` per (kind, layer)); thi
 into a plan whose `details` list the removed groups/channels per layer and whose `tensors` hold FLAP's
 compensation biases, and applies it with `apply_structure`, the same code that re-applies plans.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -15,7 +16,13 @@ from harp.errors import HarpError
 from harp.models.adapters import decoder_layers
 from harp.pruning.baselines.ranking import Unit, rank, select, standardised_within
 from harp.pruning.baselines.structures import (
-    ChannelStats, LayerStats, apply_structure, attention_bias_name, collect_stats, head_rows, mlp_bias_name,
+    ChannelStats,
+    LayerStats,
+    apply_structure,
+    attention_bias_name,
+    collect_stats,
+    head_rows,
+    mlp_bias_name,
     num_groups,
 )
 from harp.pruning.params import decoder_linear_params
@@ -73,8 +80,10 @@ def unit_costs(model: nn.Module) -> dict[tuple[str, int], int]:
             costs[("block", i)] = block
             costs[("attention", i)] = block // num_groups(attn)
         mlp = layer.mlp
-        costs[("mlp", i)] = sum(getattr(mlp, p).weight.numel() for p in ("gate_proj", "up_proj", "down_proj")) \
+        costs[("mlp", i)] = (
+            sum(getattr(mlp, p).weight.numel() for p in ("gate_proj", "up_proj", "down_proj"))
             // mlp.down_proj.in_features
+        )
     return costs
 
 
@@ -109,25 +118,45 @@ def removal(model: nn.Module, chosen: list[Unit], stats: list[LayerStats] | None
             tensors[attention_bias_name(i)] = _compensation(attn.o_proj, cols, stats[i].attn_in)
         for i, gone in channels.items():
             tensors[mlp_bias_name(i)] = _compensation(layers[i].mlp.down_proj, torch.tensor(gone), stats[i].mlp_in)
-    details = {"removed_groups": {str(k): v for k, v in groups.items()},
-               "removed_channels": {str(k): v for k, v in channels.items()}}
+    details = {
+        "removed_groups": {str(k): v for k, v in groups.items()},
+        "removed_channels": {str(k): v for k, v in channels.items()},
+    }
     return details, tensors
 
 
-def prune_by_scores(model: nn.Module, scores: Scores, target: int, *, standardise: bool,
-                    stats_for_compensation: list[LayerStats] | None = None, strict: bool = True) -> dict:
+def prune_by_scores(
+    model: nn.Module,
+    scores: Scores,
+    target: int,
+    *,
+    standardise: bool,
+    stats_for_compensation: list[LayerStats] | None = None,
+    strict: bool = True,
+) -> dict:
     """Rank, select to `target` weights, remove in place; returns `details` and `tensors` for the plan."""
     chosen = select(rank(scores, unit_costs(model), standardise), target, strict=strict)
     details, tensors = removal(model, chosen, stats_for_compensation)
     apply_structure(model, details, tensors)
-    details["budget"] = {"target_removed": target, "removed": sum(u.cost for u in chosen),
-                         "units": {k: sum(u.kind == k for u in chosen) for k in ("attention", "block", "mlp")}}
+    details["budget"] = {
+        "target_removed": target,
+        "removed": sum(u.cost for u in chosen),
+        "units": {k: sum(u.kind == k for u in chosen) for k in ("attention", "block", "mlp")},
+    }
     return {"details": details, "tensors": tensors}
 
 
-def plan_structured(inp: PruneInputs, name: str, scorer: Callable, *, standardise: bool | None = None,
-                    compensate: bool = False, kinds: tuple[str, ...] | None = None, strict: bool = True,
-                    **stat_options) -> Plan:
+def plan_structured(
+    inp: PruneInputs,
+    name: str,
+    scorer: Callable,
+    *,
+    standardise: bool | None = None,
+    compensate: bool = False,
+    kinds: tuple[str, ...] | None = None,
+    strict: bool = True,
+    **stat_options,
+) -> Plan:
     """Plan a baseline: score on calibration data, match the budget, remove; see module docstring.
 
     Unlike structures only compete after standardisation, so by default (`standardise=None`) unit
@@ -143,11 +172,20 @@ def plan_structured(inp: PruneInputs, name: str, scorer: Callable, *, standardis
     scores = scorer(model, stats, kinds)
     if standardise is None:
         standardise = len({kind for kind, _ in scores}) > 1
-    result = prune_by_scores(model, scores, target, standardise=standardise,
-                             stats_for_compensation=stats if compensate else None, strict=strict)
-    details = result["details"] | {"target": m.target if kinds != ("block",) else "attention-blocks",
-                                   "requested_ratio": m.ratio, "standardised": standardise,
-                                   "compensated": compensate}
+    result = prune_by_scores(
+        model,
+        scores,
+        target,
+        standardise=standardise,
+        stats_for_compensation=stats if compensate else None,
+        strict=strict,
+    )
+    details = result["details"] | {
+        "target": m.target if kinds != ("block",) else "attention-blocks",
+        "requested_ratio": m.ratio,
+        "standardised": standardise,
+        "compensated": compensate,
+    }
     layers = sorted({int(k) for k in details["removed_groups"]} | {int(k) for k in details["removed_channels"]})
     return build_plan(name, inp.source, model, before, layers, details=details, tensors=result["tensors"])
 

@@ -6,6 +6,7 @@ layer and module (mean/std), then averaged per key/value group, so one global th
 layers (and attention against MLP); the calibration mean of the removed
 inputs is folded into the output bias (W[:, removed] @ mean), so the layer's expected output is kept.
 """
+
 from __future__ import annotations
 
 import torch

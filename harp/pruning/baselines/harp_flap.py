@@ -3,6 +3,7 @@ pruning with bias compensation at a small ratio (`method.mlp_ratio`, default the
 `flap_mlp_ratio`), read as the fraction of MLP channels removed, ranked globally by standardised
 WIFV measured on the HARP-pruned model.
 """
+
 from __future__ import annotations
 
 from torch import nn
@@ -18,8 +19,11 @@ from harp.pruning.plan import Plan, PruneInputs, build_plan
 
 
 def mlp_weights(model: nn.Module) -> int:
-    return sum(getattr(layer.mlp, p).weight.numel() for layer in decoder_layers(model)
-               for p in ("gate_proj", "up_proj", "down_proj"))
+    return sum(
+        getattr(layer.mlp, p).weight.numel()
+        for layer in decoder_layers(model)
+        for p in ("gate_proj", "up_proj", "down_proj")
+    )
 
 
 def make_plan(inp: PruneInputs) -> Plan:
@@ -33,12 +37,14 @@ def make_plan(inp: PruneInputs) -> Plan:
     apply_harp(model, inp.alphas)
     stats = collect_stats(model, inp.calibration, m.batch_size)
     scores = channel_scores(wifv, standardised=True)(model, stats, ("mlp",))
-    result = prune_by_scores(model, scores, round(ratio * mlp_weights(model)), standardise=False,
-                             stats_for_compensation=stats, strict=False)
+    result = prune_by_scores(
+        model, scores, round(ratio * mlp_weights(model)), standardise=False, stats_for_compensation=stats, strict=False
+    )
     details = result["details"] | {"mlp_ratio": ratio, "layer_position": m.layer_position, "rescale": m.rescale}
     layers = sorted(set(inp.alphas) | {int(k) for k in details["removed_channels"]})
-    return build_plan("harp_flap", inp.source, model, before, layers, alphas=inp.alphas,
-                      details=details, tensors=result["tensors"])
+    return build_plan(
+        "harp_flap", inp.source, model, before, layers, alphas=inp.alphas, details=details, tensors=result["tensors"]
+    )
 
 
 def apply(model: nn.Module, plan: Plan) -> None:

@@ -3,6 +3,7 @@ columns (o_proj for a key/value group, down_proj for an MLP channel), no calibra
 
 The statistics pass still runs (one code path), but the score reads weights only.
 """
+
 from __future__ import annotations
 
 import torch

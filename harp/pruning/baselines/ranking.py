@@ -5,6 +5,7 @@ Structures differ in size (a key/value group with its query heads is `2 * (n_rep
 hidden` weights, an MLP channel `3 * hidden`, a whole attention block all of q/k/v/o), so the
 budget is counted in exact weights, never in a number of structures.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -32,8 +33,9 @@ def standardised_within(s: torch.Tensor) -> torch.Tensor:
     return (s - s.mean()) / s.std()
 
 
-def rank(scores: Mapping[tuple[str, int], torch.Tensor], costs: Mapping[tuple[str, int], int],
-         standardise: bool) -> list[Unit]:
+def rank(
+    scores: Mapping[tuple[str, int], torch.Tensor], costs: Mapping[tuple[str, int], int], standardise: bool
+) -> list[Unit]:
     """All removable units, least important (lowest score) first; ties go to the lower layer/index.
 
     Protected, hence never listed: the best channel of every MLP (an MLP keeps at least one channel).
@@ -67,6 +69,8 @@ def select(ranked: list[Unit], target: int, strict: bool = True) -> list[Unit]:
             chosen.append(unit)
             removed += unit.cost
     if strict and abs(removed - target) > TOLERANCE * max(target, 1):
-        raise HarpError(f"Cannot match the budget of {target:,} weights within 1%: the closest is {removed:,}; "
-                        "use finer structures (method.target=attention+mlp) or set method.ratio.")
+        raise HarpError(
+            f"Cannot match the budget of {target:,} weights within 1%: the closest is {removed:,}; "
+            "use finer structures (method.target=attention+mlp) or set method.ratio."
+        )
     return chosen

@@ -11,6 +11,7 @@ MLP channels are intermediate neurons: rows of gate/up and columns of down_proj.
 least one channel. The same `apply_structure` re-applies a plan, so a plan on a fresh model gives the
 pruned model's logits exactly.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -92,8 +93,13 @@ def _branch_end(layer: nn.Module, adapter) -> nn.Module:
 
 
 @torch.no_grad()
-def collect_stats(model: nn.Module, calibration: torch.Tensor, batch_size: int = 8,
-                  head_contrib: bool = False, block_similarity: bool = False) -> list[LayerStats]:
+def collect_stats(
+    model: nn.Module,
+    calibration: torch.Tensor,
+    batch_size: int = 8,
+    head_contrib: bool = False,
+    block_similarity: bool = False,
+) -> list[LayerStats]:
     """Forward the calibration ids once, recording input statistics of every o_proj and down_proj.
 
     `head_contrib` also records AMP's per-head o_proj contribution norms; `block_similarity` the
@@ -114,14 +120,17 @@ def collect_stats(model: nn.Module, calibration: torch.Tensor, batch_size: int =
             if head_contrib:
                 heads = x.reshape(-1, x.shape[-1]).view(-1, x.shape[-1] // head_dim, head_dim)
                 weight = o_proj.weight.view(o_proj.out_features, -1, head_dim)
-                l1 = torch.stack([(heads[:, h] @ weight[:, h].T).abs().sum(-1).sum().double().cpu()
-                                  for h in range(heads.shape[1])])
+                l1 = torch.stack(
+                    [(heads[:, h] @ weight[:, h].T).abs().sum(-1).sum().double().cpu() for h in range(heads.shape[1])]
+                )
                 stats[i].head_l1 = l1 if stats[i].head_l1 is None else stats[i].head_l1 + l1
+
         return hook
 
     def on_layer_in(i):
         def hook(module, args, kwargs):
             block_in[i] = args[0] if args else kwargs["hidden_states"]
+
         return hook
 
     def on_branch_out(i):
@@ -131,14 +140,14 @@ def collect_stats(model: nn.Module, calibration: torch.Tensor, batch_size: int =
             cos = torch.nn.functional.cosine_similarity(x.float(), (x + branch).float(), dim=-1)
             stats[i].cosine += cos.double().sum().item()
             stats[i].tokens += cos.numel()
+
         return hook
 
     for i, layer in enumerate(layers):
         attn = layer.self_attn
         if hasattr(attn, "o_proj") and hasattr(attn, "q_proj"):
             handles.append(attn.o_proj.register_forward_pre_hook(on_o_proj(i, attn.o_proj, attn.head_dim)))
-        handles.append(layer.mlp.down_proj.register_forward_pre_hook(
-            lambda m, args, i=i: stats[i].mlp_in.add(args[0])))
+        handles.append(layer.mlp.down_proj.register_forward_pre_hook(lambda m, args, i=i: stats[i].mlp_in.add(args[0])))
         if block_similarity:
             handles.append(layer.register_forward_pre_hook(on_layer_in(i), with_kwargs=True))
             handles.append(_branch_end(layer, adapter).register_forward_hook(on_branch_out(i)))
@@ -153,8 +162,12 @@ def collect_stats(model: nn.Module, calibration: torch.Tensor, batch_size: int =
 
 
 # --- physical removal ----------------------------------------------------------------------------
-def _sliced(linear: nn.Linear, rows: torch.Tensor | None = None, cols: torch.Tensor | None = None,
-            bias: torch.Tensor | None = None) -> nn.Linear:
+def _sliced(
+    linear: nn.Linear,
+    rows: torch.Tensor | None = None,
+    cols: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+) -> nn.Linear:
     """A new Linear holding only the given output rows / input columns (and an optional new bias)."""
     weight = linear.weight
     if rows is not None:
@@ -191,8 +204,11 @@ def prune_attention(layer: nn.Module, keep: list[int], bias: torch.Tensor | None
     attn = layer.self_attn
     if not keep:
         weight = attn.o_proj.weight
-        layer.self_attn = (RemovedAttention(attn.layer_idx) if bias is None
-                           else ConstantBranch(bias.to(weight.device, weight.dtype), attn.layer_idx))
+        layer.self_attn = (
+            RemovedAttention(attn.layer_idx)
+            if bias is None
+            else ConstantBranch(bias.to(weight.device, weight.dtype), attn.layer_idx)
+        )
         return
     n_rep, hd = attn.num_key_value_groups, attn.head_dim
     q_rows, kv_rows = head_rows(keep, n_rep, hd), head_rows(keep, 1, hd)
@@ -225,7 +241,9 @@ def mlp_bias_name(layer: int) -> str:
 def _kept(removed: list, size: int, what: str, layer: int) -> list[int]:
     gone = set(removed)
     if len(gone) != len(removed) or any(not isinstance(r, int) or not 0 <= r < size for r in removed):
-        raise HarpError(f"The plan removes {what} {removed} in layer {layer}, which has {size}; it does not fit this model.")
+        raise HarpError(
+            f"The plan removes {what} {removed} in layer {layer}, which has {size}; it does not fit this model."
+        )
     return [i for i in range(size) if i not in gone]
 
 

@@ -3,6 +3,7 @@
 Channel j of o_proj / down_proj scores sum_i |W_ij| * ||X_j||_2 over the calibration tokens (the
 calibration stage's data: C4 for real models as Wanda uses, the embedded corpus for the tiny one).
 """
+
 from __future__ import annotations
 
 import torch
