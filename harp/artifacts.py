@@ -4,7 +4,7 @@ The stages, the Snakemake rules, the workflow planner and the report all ask thi
 module spells a file name. An experiment is the main run or one ablation (a `conf/experiment/` name):
 
     <results_dir>/                          the main experiment
-      <model>/calib/calibration.pt          calibration token ids
+      <model>/calib/<set>.pt                calibration token ids, one file per calibration set
       <model>/harp/alphas.json, search.csv  HARP's alphas and the search trace
       <model>/<method>/plan.json (+ plan.safetensors), ppl.json, eval/<task>.json, speed.csv
       <model>/<method>/<stage>.config.yaml  the resolved config of the stage that wrote there
@@ -51,8 +51,13 @@ def method_dir(expdir: str | Path, model: str, method: str) -> Path:
 
 
 # --- per model ------------------------------------------------------------------------------------
-def calibration(expdir: str | Path, model: str) -> Path:
-    return model_dir(expdir, model) / "calib" / "calibration.pt"
+def calibration_name(source: str, num_samples: int, seq_len: int, seed: int) -> str:
+    """The name of a calibration set: what it was drawn from and how (methods share a set when these agree)."""
+    return f"{source}-{num_samples}x{seq_len}-seed{seed}"
+
+
+def calibration(expdir: str | Path, model: str, name: str) -> Path:
+    return model_dir(expdir, model) / "calib" / f"{name}.pt"
 
 
 def alphas(expdir: str | Path, model: str) -> Path:

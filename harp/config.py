@@ -6,6 +6,7 @@ The YAML under `conf/` gives values; these dataclasses give the keys and types, 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -16,6 +17,10 @@ from omegaconf.errors import OmegaConfBaseException
 from harp import artifacts
 from harp.errors import HarpError
 from harp.layers import pruned_layers
+
+BUDGET_KINDS = ("attention_fraction", "ratio", "match_harp")
+TARGETS = ("attention", "mlp", "attention+mlp")
+ALLOCATIONS = ("uniform", "global")
 
 
 @dataclass
@@ -31,8 +36,9 @@ class ModelConfig:
     build: Optional[str] = None  # "tiny": built here by `python -m harp.cli.build_tiny`
     device_map: Optional[str] = None  # "auto" for models larger than one GPU
     attn_implementation: Optional[str] = None
-    calibration_source: str = "wikitext2"
-    perplexity_source: str = "wikitext2"
+    # where ALL of this model's calibration and perplexity text comes from; null: the dataset each setting
+    # names (wikitext2, c4). The tiny model has no hub data: its own corpus serves every text, said in each record
+    text_source: Optional[str] = None
     max_length: int = 4096  # context window used for evaluation
     # HF config kwargs of the published checkpoint (model_type, sizes, rope, ...): lets the speed
     # benchmark build the architecture with random weights, no download; null: read `source`'s config
@@ -47,30 +53,43 @@ class SearchConfig:
 
 
 @dataclass
-class MethodConfig:
-    name: str = MISSING  # a registered method: dense, harp, ...
-    num_layers: Optional[int] = None  # HARP's L; null: the model's prune_layers
-    layer_position: str = "top"  # top (paper) | middle | bottom (ablation)
-    rescale: bool = True  # false: alpha = 1 everywhere (no search)
-    alphas: Optional[list[float]] = None  # fixed alphas, index 0 = last pruned layer (skips search)
-    search: SearchConfig = field(default_factory=SearchConfig)
-    ratio: Optional[float] = None  # baselines: fraction to remove; null: match HARP's budget
-    target: str = "attention"  # baselines: attention | mlp | attention+mlp
-    mlp_ratio: Optional[float] = None  # HARP+FLAP: fraction of MLP weights removed
-    batch_size: int = 8  # sequences per forward pass over the calibration data
-
-
-@dataclass
 class DataConfig:
-    source: str = "${model.calibration_source}"  # corpus | wikitext2 | c4
+    """A calibration set: `num_samples` random windows of `seq_len` tokens of `source`."""
+
+    source: str = "wikitext2"  # wikitext2 | c4 | corpus (the model's `text_source` wins when set)
     num_samples: int = 32
     seq_len: int = 128
     seed: int = 0
 
 
 @dataclass
+class MethodConfig:
+    name: str = MISSING  # a method of harp.methods: dense, harp, ...
+    num_layers: Optional[int] = None  # HARP's L; null: the model's prune_layers
+    layer_position: str = "top"  # top (paper) | middle | bottom (ablation)
+    rescale: bool = True  # false: alpha = 1 everywhere (no search)
+    alphas: Optional[list[float]] = None  # fixed alphas, index 0 = last pruned layer (skips search)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    target: str = "attention"  # baselines: attention | mlp | attention+mlp
+    allocation: str = "global"  # baselines: uniform (the same count in every layer) | global (one ranking)
+    mlp_ratio: Optional[float] = None  # HARP+FLAP: a fixed fraction of MLP weights; null: fill the budget
+    calibration: Optional[DataConfig] = None  # this method's own calibration set; null: `data` (HARP's search)
+    batch_size: int = 8  # sequences per forward pass over the calibration data
+
+
+@dataclass
+class BudgetConfig:
+    """How many weights every budgeted method removes: one notion for all (`harp.pruning.budget`)."""
+
+    kind: str = "attention_fraction"  # attention_fraction | ratio | match_harp
+    # attention_fraction: share of all q/k/v/o weights (null: L/N, the paper's); ratio: share of the decoder
+    # linear weights; match_harp: unused (what HARP's plan removed)
+    value: Optional[float] = None
+
+
+@dataclass
 class PerplexityConfig:
-    source: str = "${model.perplexity_source}"  # wikitext2 (test split) | corpus (held-out split)
+    source: str = "wikitext2"  # wikitext2 (test split) | corpus (held-out split); the model's text_source wins
     window: int = "${model.max_length}"  # type: ignore[assignment]
     stride: int = 256
     max_tokens: Optional[int] = None  # evaluate only the first N tokens (quick runs)
@@ -120,6 +139,7 @@ class Config:
     model: ModelConfig = MISSING
     method: MethodConfig = MISSING
     data: DataConfig = field(default_factory=DataConfig)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     speed: SpeedConfig = field(default_factory=SpeedConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
@@ -141,6 +161,20 @@ class Config:
     @property
     def method_dir(self) -> Path:
         return artifacts.method_dir(self.experiment_dir, self.model.name, self.method.name)
+
+    def text_source(self, requested: str) -> str:
+        """The text a stage reads for `requested` (wikitext2, c4): the model's `text_source` when it has one."""
+        return self.model.text_source or requested
+
+    def calibration_set(self) -> DataConfig:
+        """The calibration set of this method (its own, else `data`), with the source this model reads."""
+        spec = self.method.calibration or self.data
+        return DataConfig(self.text_source(spec.source), spec.num_samples, spec.seq_len, spec.seed)
+
+    def calibration_file(self) -> Path:
+        c = self.calibration_set()
+        name = artifacts.calibration_name(c.source, c.num_samples, c.seq_len, c.seed)
+        return artifacts.calibration(self.experiment_dir, self.model.name, name)
 
     def pruned_layers(self) -> list[int]:
         """The layers HARP prunes: `method.num_layers` (default: the model's L) at `method.layer_position`."""
@@ -165,7 +199,40 @@ def validate(cfg: DictConfig, experiment: str | None = None) -> Config:
     try:
         merged = OmegaConf.merge(OmegaConf.structured(Config), cfg, {"experiment": experiment})
         OmegaConf.resolve(merged)
-        return OmegaConf.to_object(merged)  # type: ignore[return-value]
+        config: Config = OmegaConf.to_object(merged)  # type: ignore[assignment]
     except OmegaConfBaseException as err:
         key = getattr(err, "full_key", None)
         raise HarpError(f"Invalid configuration{f' at {key}' if key else ''}: {str(err).splitlines()[0]}") from None
+    check_values(config)
+    return config
+
+
+def _choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise HarpError(f"{key} is {value!r}; choose one of {', '.join(allowed)}.")
+
+
+def _within(key: str, value: float | None, low: float, high: float, closed_high: bool = False) -> None:
+    ok = (
+        value is not None and math.isfinite(value) and low <= value and (value <= high if closed_high else value < high)
+    )
+    if not ok:
+        interval = f"[{low}, {high}]" if closed_high else f"[{low}, {high})"
+        raise HarpError(f"{key} is {value}; it must lie in {interval}.")
+
+
+def check_values(cfg: Config) -> None:
+    """Ranges and choices the schema's types cannot express, checked wherever a config is composed (each
+    stage, and the workflow planner before any job starts), so a bad value is one sentence up front."""
+    m, b = cfg.method, cfg.budget
+    _choice("budget.kind", b.kind, BUDGET_KINDS)
+    if b.kind == "ratio":
+        _within("budget.value (a ratio of the decoder linear weights)", b.value, 0.0, 1.0)
+    elif b.kind == "attention_fraction" and b.value is not None:
+        _within("budget.value (a fraction of the attention weights)", b.value, 0.0, 1.0, closed_high=True)
+    _choice("method.target", m.target, TARGETS)
+    _choice("method.allocation", m.allocation, ALLOCATIONS)
+    if m.mlp_ratio is not None:
+        _within("method.mlp_ratio", m.mlp_ratio, 0.0, 1.0)
+    if m.batch_size < 1:
+        raise HarpError(f"method.batch_size is {m.batch_size}; it must be at least 1.")

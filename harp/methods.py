@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from harp.errors import HarpError
 
-# What the prune stage can feed a method: the calibration ids, HARP's searched alphas, HARP's plan.
+# What the prune stage can feed a method: its calibration set, HARP's searched alphas, HARP's plan.
 NEEDS = ("calibration", "alphas", "reference")
 
 
@@ -23,7 +23,7 @@ class Method:
     name: str
     label: str  # row label in tables and figures
     module: str  # defines `make_plan(inputs: PruneInputs) -> Plan` and `apply(model, plan) -> None`
-    needs: tuple[str, ...] = ()
+    needs: tuple[str, ...] = ()  # of NEEDS; a budgeted method also reads HARP's plan when the budget is match_harp
     budgeted: bool = False  # removes a parameter budget that the prune stage resolves (`harp.pruning.budget`)
 
     @property
@@ -34,19 +34,30 @@ class Method:
     def applier(self) -> Callable:
         return importlib.import_module(self.module).apply
 
+    def inputs(self, budget_kind: str) -> tuple[str, ...]:
+        """What the prune stage reads for this method under a budget of `budget_kind`, in NEEDS order."""
+        reference = self.budgeted and budget_kind == "match_harp"
+        return tuple(n for n in NEEDS if n in self.needs or (n == "reference" and reference))
 
-_BASELINE = ("calibration", "reference")
+
+_CALIBRATED = ("calibration",)
 METHODS: dict[str, Method] = {
     m.name: m
     for m in (
         Method("dense", "Dense", "harp.pruning.dense"),
         Method("harp", "HARP", "harp.pruning.harp", needs=("alphas",)),
-        Method("harp_flap", "HARP+FLAP", "harp.pruning.baselines.harp_flap", needs=("alphas", "calibration")),
-        Method("mag_sp", "Mag-sp", "harp.pruning.baselines.mag_sp", needs=_BASELINE, budgeted=True),
-        Method("wanda_sp", "Wanda-sp", "harp.pruning.baselines.wanda_sp", needs=_BASELINE, budgeted=True),
-        Method("flap", "FLAP", "harp.pruning.baselines.flap", needs=_BASELINE, budgeted=True),
-        Method("amp", "AMP", "harp.pruning.baselines.amp", needs=_BASELINE, budgeted=True),
-        Method("attn_drop", "AttnDrop", "harp.pruning.baselines.attn_drop", needs=_BASELINE, budgeted=True),
+        Method(
+            "harp_flap",
+            "HARP (+FLAP-MLP to budget)",
+            "harp.pruning.baselines.harp_flap",
+            needs=("alphas", "calibration"),
+            budgeted=True,
+        ),
+        Method("mag_sp", "Mag-sp", "harp.pruning.baselines.mag_sp", budgeted=True),
+        Method("wanda_sp", "Wanda-sp", "harp.pruning.baselines.wanda_sp", needs=_CALIBRATED, budgeted=True),
+        Method("flap", "FLAP", "harp.pruning.baselines.flap", needs=_CALIBRATED, budgeted=True),
+        Method("amp", "AMP (no recovery fine-tuning)", "harp.pruning.baselines.amp", needs=_CALIBRATED, budgeted=True),
+        Method("attn_drop", "AttnDrop", "harp.pruning.baselines.attn_drop", needs=_CALIBRATED, budgeted=True),
     )
 }
 

@@ -136,9 +136,10 @@ class Pipeline:
         return self.variants[key]
 
     def _with_needs(self, model: str, experiment: str, method: str) -> list[str]:
-        """`method` and, first, HARP when `method` reads its alphas or its plan (the baselines' budget)."""
-        needs = set(methods.get(self._add(model, experiment, method).method).needs)
-        return (["harp"] if needs & {"reference", "alphas"} and method != "harp" else []) + [method]
+        """`method` and, first, HARP when `method` reads its alphas or its plan (a match_harp budget)."""
+        cfg = self._add(model, experiment, method).cfg
+        reads = set(methods.get(method).inputs(cfg.budget.kind))
+        return (["harp"] if reads & {"reference", "alphas"} and method != "harp" else []) + [method]
 
     # --- paths --------------------------------------------------------------------------------------------------
     def experiment_dir(self, experiment: str) -> str:
@@ -153,11 +154,17 @@ class Pipeline:
     def variant(self, expdir: str, model: str, method: str) -> Variant:
         return self.variants[(self.experiment_of(expdir), model, method)]
 
-    def model_variant(self, expdir: str, model: str) -> Variant:
-        """The variant whose config serves the per-model stages (calibrate, search): HARP's, else any."""
+    def calibration_variant(self, expdir: str, model: str, name: str) -> Variant:
+        """A variant whose calibration set is `name`: its config tells the calibrate stage what to draw."""
         experiment = self.experiment_of(expdir)
-        mine = [v for (e, mo, _), v in self.variants.items() if e == experiment and mo == model]
-        return next((v for v in mine if v.method == artifacts.SEARCHED_METHOD), mine[0])
+        return next(
+            v
+            for (e, mo, _), v in self.variants.items()
+            if e == experiment and mo == model and v.cfg.calibration_file().stem == name
+        )
+
+    def calibration_names(self) -> list[str]:
+        return sorted({v.cfg.calibration_file().stem for v in self.variants.values()})
 
     def wildcard_constraints(self) -> dict[str, str]:
         alternatives = lambda names: "|".join(re.escape(n) for n in sorted(set(names), key=len, reverse=True))  # noqa: E731
@@ -165,6 +172,7 @@ class Pipeline:
             "expdir": alternatives(self.experiment_dir(e) for e in self.experiments()),
             "model": alternatives(self.models),
             "method": alternatives(m for (_, _, m) in self.variants),
+            "calib": alternatives(self.calibration_names()),
         }
 
     # --- what each job reads -----------------------------------------------------------------------------------
@@ -178,13 +186,18 @@ class Pipeline:
         return {v.model: v.cfg.model.source for v in self.variants.values() if v.cfg.model.build}
 
     def prune_inputs(self, expdir: str, model: str, method: str) -> list[str]:
-        needs = methods.get(method).needs
+        cfg = self.variant(expdir, model, method).cfg
         files = {
-            "calibration": artifacts.calibration(expdir, model),
+            "calibration": cfg.calibration_file(),
             "alphas": artifacts.alphas(expdir, model),
             "reference": artifacts.plan(artifacts.method_dir(expdir, model, artifacts.SEARCHED_METHOD)),
         }
-        return self.model_inputs(model) + [str(files[n]) for n in methods.NEEDS if n in needs]
+        return self.model_inputs(model) + [str(files[n]) for n in methods.get(method).inputs(cfg.budget.kind)]
+
+    def search_inputs(self, expdir: str, model: str) -> list[str]:
+        """The model (when built here) and the alpha search's calibration set."""
+        cfg = self.variant(expdir, model, artifacts.SEARCHED_METHOD).cfg
+        return [*self.model_inputs(model), str(cfg.calibration_file())]
 
     def eval_inputs(self, expdir: str, model: str, method: str) -> list[str]:
         return [
@@ -193,9 +206,12 @@ class Pipeline:
             *([self.fixtures_dir] if self.fixtures_dir else []),
         ]
 
-    def overrides(self, expdir: str, model: str, method: str | None = None) -> str:
-        variant = self.variant(expdir, model, method) if method else self.model_variant(expdir, model)
-        return " ".join(variant.overrides)
+    def overrides(self, expdir: str, model: str, method: str = artifacts.SEARCHED_METHOD) -> str:
+        """A job's Hydra overrides; per-model jobs (the search) take HARP's."""
+        return " ".join(self.variant(expdir, model, method).overrides)
+
+    def calibration_overrides(self, expdir: str, model: str, name: str) -> str:
+        return " ".join(self.calibration_variant(expdir, model, name).overrides)
 
     def eval_shards(self) -> dict[str, list[str]]:
         """Shard name -> tasks of one evaluation job. A category's tasks share a process to amortise start-up."""

@@ -4,17 +4,19 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
+import functools
 
 import pytest
 import torch
 
 from harp import methods
-from harp.config import MethodConfig
+from harp.config import BudgetConfig, MethodConfig
 from harp.errors import HarpError
 from harp.models.adapters import decoder_layers
 from harp.pruning.baselines import amp, attn_drop, flap, mag_sp, wanda_sp
 from harp.pruning.baselines.common import channel_scores
-from harp.pruning.baselines.ranking import Unit, select
+from harp.pruning.baselines.ranking import Unit, select, spread
 from harp.pruning.baselines.structures import RemovedAttention, collect_stats, prune_attention
 from harp.pruning.budget import target_removed
 from harp.pruning.params import decoder_linear_params
@@ -22,19 +24,28 @@ from harp.pruning.plan import PruneInputs, apply_plan, load_plan, save_plan
 from tests.helpers import compose, random_model
 
 METHODS = ("mag_sp", "wanda_sp", "flap", "amp", "attn_drop", "harp_flap")
-REFERENCE_ALPHAS = {5: 0.0, 4: 0.0}  # HARP removes two whole attention blocks: 4 key/value groups
+# HARP removes q/k of layer 5 and all of layer 4: 3 of the 4 key/value groups' worth that the budget allows
+HARP_ALPHAS = {5: 0.5, 4: 0.0}
+BUDGET = BudgetConfig()  # the paper's: L/N of the attention weights, L = 2 of 6 layers -> 4 of the 12 groups
+GROUP, CHANNEL = 6144, 192  # weights of one key/value group (with its 2 query heads) and of one MLP channel
 
 
 def calibration(seed: int = 0) -> torch.Tensor:
     return torch.randint(0, 128, (8, 32), generator=torch.Generator().manual_seed(seed))
 
 
-def inputs(model, method: str, reference=None, alphas=None, **method_kwargs) -> PruneInputs:
-    """What the prune stage would feed `method`: the budget resolved from `reference` or `ratio`."""
-    settings = MethodConfig(name=method, **({"mlp_ratio": 0.05} if method == "harp_flap" else {}) | method_kwargs)
-    budget = target_removed(model, settings.ratio, reference) if methods.get(method).budgeted else None
+@functools.cache
+def configured(method: str) -> MethodConfig:
+    """The method's settings as conf/method/<method>.yaml gives them."""
+    return compose(f"method={method}").method
+
+
+def inputs(model, method: str, budget=BUDGET, reference=None, alphas=HARP_ALPHAS, **settings) -> PruneInputs:
+    """What the prune stage would feed `method`: its configured settings (with `settings` changed) and the budget."""
+    spec = dataclasses.replace(configured(method), **settings)
+    target = target_removed(model, budget, 2, reference) if methods.get(method).budgeted else None
     return PruneInputs(
-        model=model, source="random", method=settings, calibration=calibration(), alphas=alphas, target_removed=budget
+        model=model, source="random", method=spec, calibration=calibration(), alphas=dict(alphas), target_removed=target
     )
 
 
@@ -42,24 +53,18 @@ def make_plan(method: str, inp: PruneInputs):
     return methods.get(method).planner(inp)
 
 
-def harp_reference(family: str, alphas=REFERENCE_ALPHAS, **overrides):
-    return make_plan("harp", inputs(random_model(family, **overrides), "harp", alphas=alphas))
-
-
-def plan_method(method: str, family: str, model=None, reference=None, **method_kwargs):
+def plan_method(method: str, family: str = "llama", model=None, **kwargs):
     model = model if model is not None else random_model(family)
-    reference = reference or harp_reference(family)
-    if method == "amp":
-        method_kwargs.setdefault("target", "attention+mlp")
-    if method == "harp_flap":
-        method_kwargs.setdefault("target", "mlp")
-    plan = make_plan(method, inputs(model, method, reference=reference, alphas=dict(REFERENCE_ALPHAS), **method_kwargs))
-    return model, plan, reference
+    return model, make_plan(method, inputs(model, method, **kwargs))
+
+
+def removed_groups(plan) -> set[tuple[int, int]]:
+    return {(int(layer), g) for layer, gone in plan.details["removed_groups"].items() for g in gone}
 
 
 @pytest.mark.parametrize("method", METHODS)
 def test_plan_runs_matches_budget_and_round_trips(family, method, tmp_path):
-    pruned, plan, reference = plan_method(method, family)
+    pruned, plan = plan_method(method, family)
     ids = calibration(1)[:2, :12]
     with torch.no_grad():
         logits = pruned(ids).logits
@@ -68,26 +73,21 @@ def test_plan_runs_matches_budget_and_round_trips(family, method, tmp_path):
         uncached = pruned.generate(ids, max_new_tokens=6, do_sample=False, use_cache=False)
     assert torch.equal(cached, uncached)
     assert plan.params_after == decoder_linear_params(pruned) < plan.params_before
-    if method != "harp_flap":
-        target = reference.params_before - reference.params_after
-        assert abs((plan.params_before - plan.params_after) - target) <= 0.01 * target
+    assert plan.params_before - plan.params_after == 4 * GROUP  # every method meets the paper's budget exactly here
     save_plan(plan, tmp_path)
     fresh = apply_plan(random_model(family), load_plan(tmp_path))
     with torch.no_grad():
         assert torch.equal(fresh(ids).logits, logits)
 
 
-@pytest.mark.parametrize("module,method", [(mag_sp, "mag_sp"), (wanda_sp, "wanda_sp"), (flap, "flap")])
-def test_removes_exactly_the_lowest_scored_groups(module, method):
+def test_flap_removes_the_lowest_standardised_squared_wifv_groups_across_layers():
     dense = random_model("llama")
     stats = collect_stats(dense, calibration())
-    rule = {"mag_sp": mag_sp.magnitude, "wanda_sp": wanda_sp.wanda, "flap": flap.wifv}[method]
-    scores = channel_scores(rule, standardised=method == "flap")(dense, stats, ("attention",))
+    scores = channel_scores(flap.wifv, standardised=True, attention_power=2)(dense, stats, ("attention",))
     ranked = sorted((s.item(), layer, g) for (_, layer), v in scores.items() for g, s in enumerate(v))
-    expected = {(layer, g) for _, layer, g in ranked[:4]}  # the reference removes 4 groups
-    pruned, plan, _ = plan_method(method, "llama", model=copy.deepcopy(dense))
-    removed = {(int(layer), g) for layer, gone in plan.details["removed_groups"].items() for g in gone}
-    assert removed == expected
+    pruned, plan = plan_method("flap", model=copy.deepcopy(dense))
+    assert removed_groups(plan) == {(layer, g) for _, layer, g in ranked[:4]}
+    assert plan.details["budget"]["allocation"] == "global"
     for layer, gone in plan.details["removed_groups"].items():  # what remains: dense weights of kept groups
         keep = [g for g in range(2) if g not in gone]
         if keep:
@@ -97,41 +97,62 @@ def test_removes_exactly_the_lowest_scored_groups(module, method):
             assert torch.equal(after.o_proj.weight[:, : 32 * len(keep)], before.o_proj.weight[:, rows])
 
 
-def test_amp_and_attention_drop_follow_their_scores():
+@pytest.mark.parametrize("method, rule", [("mag_sp", mag_sp.magnitude), ("wanda_sp", wanda_sp.wanda)])
+def test_uniform_allocation_removes_the_same_count_in_every_layer_plus_a_spread_remainder(method, rule):
+    """4 groups over 6 layers: none everywhere, and one more in 4 evenly spaced layers (0, 2, 3, 5), each
+    the layer's lowest-scored group."""
+    dense = random_model("llama")
+    scores = channel_scores(rule)(dense, collect_stats(dense, calibration()), ("attention",))
+    _, plan = plan_method(method, model=copy.deepcopy(dense))
+    assert plan.details["budget"]["per_layer"] == {"attention": {"0": 1, "1": 0, "2": 1, "3": 1, "4": 0, "5": 1}}
+    assert removed_groups(plan) == {(layer, int(scores[("attention", layer)].argmin())) for layer in (0, 2, 3, 5)}
+    assert spread(12, [0, 1, 2, 3, 4, 5]) == dict.fromkeys(range(6), 2) and sum(spread(7, [3, 4, 5]).values()) == 7
+
+
+def test_amp_is_uniform_over_heads_and_neurons_and_attention_drop_follows_its_scores():
     dense = random_model("llama")
     stats = collect_stats(dense, calibration(), head_contrib=True, block_similarity=True)
-    heads = amp.amp_scores(dense, stats, ("attention",))
-    _, plan, _ = plan_method("amp", "llama", model=copy.deepcopy(dense), target="attention")
-    lowest = sorted((v[g].item(), layer, g) for (_, layer), v in heads.items() for g in range(2))[:4]
-    assert {(str(layer), g) for _, layer, g in lowest} == {
-        (layer, g) for layer, gone in plan.details["removed_groups"].items() for g in gone
+    _, plan = plan_method("amp", model=copy.deepcopy(dense), budget=BudgetConfig("ratio", 0.4))
+    # p = 0.4 of every layer: round(0.4 * 2) = 1 group per layer, and channels fill the rest (192 = 32 per layer)
+    per_layer = plan.details["budget"]["per_layer"]
+    assert per_layer == {
+        "attention": dict.fromkeys(map(str, range(6)), 1),
+        "mlp": dict.fromkeys(map(str, range(6)), 32),
     }
+    heads = amp.amp_scores(dense, stats, ("attention", "mlp"))
+    assert removed_groups(plan) == {(layer, int(heads[("attention", layer)].argmin())) for layer in range(6)}
+    for layer, gone in plan.details["removed_channels"].items():
+        neurons = heads[("mlp", int(layer))]
+        assert set(gone) == set(neurons.argsort()[:32].tolist()) and int(neurons.argmax()) not in gone
     blocks = attn_drop.block_scores(dense, stats, ("block",))
-    least = sorted(blocks, key=lambda k: blocks[k].item())[:2]  # the reference removes 2 whole blocks
-    _, plan, _ = plan_method("attn_drop", "llama", model=copy.deepcopy(dense))
+    least = sorted(blocks, key=lambda k: blocks[k].item())[:2]  # the budget is 2 whole blocks
+    _, plan = plan_method("attn_drop", model=copy.deepcopy(dense))
     assert {str(layer) for _, layer in least} == set(plan.details["removed_groups"])
     assert all(gone == [0, 1] for gone in plan.details["removed_groups"].values())
 
 
-def test_harp_flap_prunes_the_lowest_wifv_channels_of_the_harp_model():
+def test_harp_flap_fills_the_gap_to_the_budget_with_the_lowest_wifv_channels_of_the_harp_model():
     harp_model = random_model("llama")
-    make_plan("harp", inputs(harp_model, "harp", alphas=dict(REFERENCE_ALPHAS)))
+    make_plan("harp", inputs(harp_model, "harp"))
     stats = collect_stats(harp_model, calibration())
     scores = channel_scores(flap.wifv, standardised=True)(harp_model, stats, ("mlp",))
     ranked = sorted(
         (s.item(), layer, c) for (_, layer), v in scores.items() for c, s in enumerate(v) if c != int(v.argmax())
     )
-    count = round(0.05 * 6 * 96)  # flap_mlp_ratio of the MLP channels
-    pruned, plan, _ = plan_method("harp_flap", "llama")
+    pruned, plan = plan_method("harp_flap")
     removed = {(int(layer), c) for layer, gone in plan.details["removed_channels"].items() for c in gone}
-    assert removed == {(layer, c) for _, layer, c in ranked[:count]}
-    assert plan.alphas == REFERENCE_ALPHAS and isinstance(decoder_layers(pruned)[5].self_attn, RemovedAttention)
+    assert removed == {(layer, c) for _, layer, c in ranked[: GROUP // CHANNEL]}  # the gap: one group's worth
+    assert plan.alphas == HARP_ALPHAS and isinstance(decoder_layers(pruned)[4].self_attn, RemovedAttention)
     assert set(plan.tensors) == {f"layers.{layer}.mlp.down_proj.bias" for layer in plan.details["removed_channels"]}
+    _, fixed = plan_method("harp_flap", mlp_ratio=0.05)  # the release's constants: a fixed share of the MLP weights
+    assert sum(map(len, fixed.details["removed_channels"].values())) == round(0.05 * 6 * 96)
+    _, over = plan_method("harp_flap", alphas={5: 0.0, 4: 0.0, 3: 0.5})  # HARP alone exceeds the budget
+    assert over.details["removed_channels"] == {} and "no MLP channel" in over.details["budget"]["note"]
 
 
 def test_flap_compensation_lowers_layer_output_error():
     dense = random_model("llama")
-    _, plan, _ = plan_method("flap", "llama", model=copy.deepcopy(dense))
+    _, plan = plan_method("flap", model=copy.deepcopy(dense))
     checked = 0
     for layer, gone in plan.details["removed_groups"].items():
         keep = [g for g in range(2) if g not in gone]
@@ -169,15 +190,16 @@ def test_gqa_group_removal_keeps_shapes_consistent():
     assert out.shape == (1, 12)
 
 
-def test_every_group_can_go_layer_zero_included_and_ratio_option_is_matched():
-    model, plan, _ = plan_method("wanda_sp", "llama", ratio=12 * 6144 / 184320)  # every group of every layer
+def test_every_group_can_go_layer_zero_included_and_ratio_budget_is_matched():
+    every = BudgetConfig("ratio", 12 * GROUP / 184320)  # every group of every layer
+    model, plan = plan_method("wanda_sp", budget=every)
     assert all(plan.details["removed_groups"][str(i)] == [0, 1] for i in range(6))
     prompt = torch.randint(0, 128, (1, 5), generator=torch.Generator().manual_seed(5))
     assert torch.equal(
         model.generate(prompt, max_new_tokens=8, do_sample=False),
         model.generate(prompt, max_new_tokens=8, do_sample=False, use_cache=False),
     )
-    _, plan, _ = plan_method("flap", "qwen2", target="attention+mlp", ratio=0.123)
+    _, plan = plan_method("flap", "qwen2", target="attention+mlp", budget=BudgetConfig("ratio", 0.123))
     assert abs(plan.pruning_ratio - 0.123) <= 0.01 * 0.123
     assert plan.details["removed_channels"] and plan.details["standardised"]
 
@@ -186,8 +208,11 @@ def test_coarse_budget_is_refused_or_recorded():
     with pytest.raises(HarpError, match="within 1%"):
         select([Unit("attention", 1, 0, 100), Unit("attention", 2, 0, 100)], target=150)
     assert len(select([Unit("block", 1, 0, 100), Unit("block", 2, 0, 100)], target=160, strict=False)) == 2
-    with pytest.raises(HarpError, match="reference budget"):
-        inputs(random_model("llama"), "mag_sp")
+    with pytest.raises(HarpError, match="needs HARP's plan"):
+        inputs(random_model("llama"), "mag_sp", budget=BudgetConfig("match_harp"))
+    reference = make_plan("harp", inputs(random_model("llama"), "harp"))
+    _, plan = plan_method("mag_sp", budget=BudgetConfig("match_harp"), reference=reference, allocation="global")
+    assert plan.params_before - plan.params_after == reference.params_before - reference.params_after
 
 
 def test_plans_that_do_not_fit_are_refused():
@@ -206,5 +231,27 @@ def test_plans_that_do_not_fit_are_refused():
 def test_method_configs_validate_and_name_a_registered_method(method):
     cfg = compose(f"method={method}", "model=tiny")
     spec = methods.get(method)
-    assert cfg.method.name == method and callable(spec.planner) and callable(spec.applier)
-    assert "calibration" in spec.needs and ("reference" in spec.needs or method == "harp_flap")
+    assert cfg.method.name == method and callable(spec.planner) and callable(spec.applier) and spec.budgeted
+    assert ("calibration" in spec.inputs("attention_fraction")) == (method != "mag_sp")
+    assert "reference" in spec.inputs("match_harp") and "reference" not in spec.inputs("attention_fraction")
+
+
+def test_on_the_tiny_model_every_baseline_meets_the_paper_budget(tiny_model_dir):
+    """The embedded model's plans: within 1% of L/N of its attention weights; uniform allocations remove the
+    same count in every layer, plus one in the recorded remainder layers."""
+    from harp.models.loading import load_model
+
+    for method in METHODS:
+        model, _ = load_model(str(tiny_model_dir), device="cpu")
+        inp = inputs(model, method, alphas={7: 0.5, 6: 0.0, 5: 0.3})
+        inp.target_removed = target_removed(model, BUDGET, 3)  # L = 3 of the 8 layers
+        plan = make_plan(method, inp)
+        removed = plan.params_before - plan.params_after
+        assert abs(removed - inp.target_removed) <= 0.01 * inp.target_removed, method
+        for per_layer in plan.details["budget"].get("per_layer", {}).values():
+            assert max(per_layer.values()) - min(per_layer.values()) <= 1, (method, per_layer)
+        if configured(method).allocation == "uniform" and method != "amp":
+            counts = plan.details["budget"]["per_layer"]["attention"]
+            assert {k: len(v) for k, v in plan.details["removed_groups"].items()} == {
+                k: n for k, n in counts.items() if n
+            }

@@ -160,3 +160,23 @@ def test_apply_harp_leaves_other_layers_untouched():
     for idx in range(5):
         a, b = decoder_layers(model)[idx].state_dict(), decoder_layers(dense)[idx].state_dict()
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_gemma2_alpha_folded_into_the_norm_keeps_its_precision_in_bfloat16():
+    """alpha = 0.1 folded into Gemma-2's post-attention norm: the folded weight stays in float32, so the
+    bfloat16 model's output is within bf16 rounding of a float32 reference with the same weights."""
+    alphas = {5: 0.1, 4: 0.1, 3: 0.1}
+    bf16 = random_model("gemma2").to(torch.bfloat16)
+    reference = copy.deepcopy(bf16).float()  # the same (bf16-representable) weights, computed in float32
+    scale = {i: 1 + decoder_layers(bf16)[i].post_attention_layernorm.weight.float() for i in alphas}
+    ids = torch.randint(0, 128, (2, 16), generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        dense_gap = (bf16(ids).logits.float() - reference(ids).logits).abs().max()
+        harp.apply_harp(bf16, alphas)
+        harp.apply_harp(reference, alphas)
+        pruned_gap = (bf16(ids).logits.float() - reference(ids).logits).abs().max()
+    for idx, alpha in alphas.items():
+        weight = decoder_layers(bf16)[idx].post_attention_layernorm.weight
+        assert weight.dtype == torch.float32
+        torch.testing.assert_close(1 + weight, alpha * scale[idx], rtol=1e-6, atol=1e-7)
+    assert pruned_gap <= 2 * dense_gap  # no error beyond the bf16 rounding the dense model already has

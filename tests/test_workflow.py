@@ -55,15 +55,24 @@ def test_demo_plan_runs_every_method_and_harp_for_each_ablation():
     assert p.built_models() == {"tiny": "results/models/tiny"}
 
 
-def test_a_baseline_alone_brings_harp_its_budget_reference():
-    p = pipeline(methods=["flap"], experiments=[])
-    assert {m for (_, _, m) in p.variants} == {"flap", "harp"}
+def test_a_baseline_needs_harp_only_for_a_match_harp_budget_and_reads_its_own_calibration_set():
+    p = pipeline(methods=["flap"], experiments=[])  # the paper's budget (L/N of the attention) needs no HARP
+    assert {m for (_, _, m) in p.variants} == {"flap"}
     assert p.prune_inputs("results", "tiny", "flap") == [
         "results/models/tiny",
-        "results/tiny/calib/calibration.pt",
+        "results/tiny/calib/corpus-1024x128-seed0.pt",  # FLAP's set (WikiText-2 1024 x 128; tiny reads its corpus)
+    ]
+    p = pipeline(methods=["wanda_sp"], experiments=[], overrides=["budget.kind=match_harp"])
+    assert {m for (_, _, m) in p.variants} == {"wanda_sp", "harp"}
+    assert p.prune_inputs("results", "tiny", "wanda_sp")[1:] == [
+        "results/tiny/calib/corpus-128x128-seed0.pt",
         "results/tiny/harp/plan.json",
     ]
+    p = pipeline(methods=["harp_flap", "mag_sp"], experiments=[])
+    assert {m for (_, _, m) in p.variants} == {"harp_flap", "harp", "mag_sp"}
     assert p.prune_inputs("results", "tiny", "harp") == ["results/models/tiny", "results/tiny/harp/alphas.json"]
+    assert p.prune_inputs("results", "tiny", "mag_sp") == ["results/models/tiny"]  # weights only
+    assert p.search_inputs("results", "tiny") == ["results/models/tiny", "results/tiny/calib/corpus-32x128-seed0.pt"]
 
 
 def test_experiment_alone_runs_only_that_ablation_under_its_own_directory():
@@ -95,6 +104,9 @@ def test_paper_models_need_a_gpu_and_the_tiny_model_does_not():
         ({"models": []}, "selects nothing to run"),
         ({"overrides": ["+eval.tasks.nq_opn=5"]}, "Unknown evaluation task 'nq_opn'"),
         ({"overrides": ["method.num_layer=3"]}, "num_layer"),
+        ({"overrides": ["budget.kind=half"]}, "budget.kind is 'half'; choose one of attention_fraction, ratio"),
+        ({"overrides": ["budget.kind=ratio", "budget.value=1.5"]}, "budget.value (a ratio of the decoder linear"),
+        ({"methods": ["wanda_sp"], "overrides": ["method.allocation=even"]}, "method.allocation is 'even'"),
     ],
 )
 def test_bad_workflow_config_is_one_sentence(config, message):
@@ -114,7 +126,7 @@ def test_dry_run_lists_every_job_without_weights(tmp_path, suite):
     counts = job_counts(proc.stdout + proc.stderr)
     shards = 27 if s["eval_jobs"] == "task" else 3
     expected = {
-        "calibrate": models * (1 + experiments),
+        "calibrate": models * (3 + experiments),  # main: the search's set, Wanda-sp's and FLAP's; one per ablation
         "search": models * (1 + experiments),
         "prune": runs,
         "perplexity": runs,

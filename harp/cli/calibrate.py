@@ -1,8 +1,11 @@
-"""Draw the calibration set shared by the alpha search and the calibrated baselines."""
+"""Draw a calibration set: `data` (HARP's alpha search) or the configured method's own (`method.calibration`).
+
+python -m harp.cli.calibrate model=tiny              # the search's set
+python -m harp.cli.calibrate model=tiny method=flap  # FLAP's (WikiText-2, 1024 x 128; the corpus on tiny)
+"""
 
 from __future__ import annotations
 
-from harp import artifacts
 from harp.cli._app import check_model, save_config, stage
 from harp.config import Config
 from harp.data.calibration import calibration_ids, save_calibration
@@ -14,9 +17,9 @@ def main(cfg: Config, tracker) -> None:
 
     check_model(cfg)
     tokenizer = AutoTokenizer.from_pretrained(cfg.model.source)
-    d = cfg.data
+    d = cfg.calibration_set()
     ids = calibration_ids(tokenizer, d.source, d.num_samples, d.seq_len, d.seed)
-    out = artifacts.calibration(cfg.experiment_dir, cfg.model.name)
+    out = cfg.calibration_file()
     save_calibration(out, ids, d.source, d.seed)
     save_config(cfg, out.parent, "calibrate")
     print(f"calibration: {d.num_samples} x {d.seq_len} tokens from {d.source} -> {out}")

@@ -20,14 +20,15 @@ def main(cfg: Config, tracker) -> None:
     model, tokenizer = load_for(cfg)
     apply_plan(model, plan)
     p = cfg.eval.perplexity
-    ids = tokenizer(heldout_text(p.source), return_tensors="pt", add_special_tokens=False)["input_ids"][0]
+    source = cfg.text_source(p.source)
+    ids = tokenizer(heldout_text(source), return_tensors="pt", add_special_tokens=False)["input_ids"][0]
     if p.max_tokens:
         ids = ids[: p.max_tokens]
     result = perplexity(model, ids, p.window, p.stride, progress=cfg.progress)
     result |= {
         "model": cfg.model.name,
         "method": cfg.method.name,
-        "source": p.source,
+        "source": source,
         "tiny_model": cfg.model.build == "tiny",
         "plan_hash": plan_hash(plan_dir),
         "pruning_ratio": plan.pruning_ratio,
@@ -38,7 +39,7 @@ def main(cfg: Config, tracker) -> None:
     save_config(cfg, plan_dir, "perplexity")
     log(tracker, {"perplexity": result["perplexity"]})
     print(
-        f"{cfg.model.name}/{cfg.method.name}: perplexity {result['perplexity']:.2f} on {p.source} "
+        f"{cfg.model.name}/{cfg.method.name}: perplexity {result['perplexity']:.2f} on {source} "
         f"({result['tokens']} tokens) -> {out}"
     )
 

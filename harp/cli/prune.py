@@ -1,15 +1,18 @@
 """Prune a model with the configured method and write its plan: `python -m harp.cli.prune method=harp`.
 
 Writes the plan (JSON, plus a tensor file when the method has tensors) into `<experiment>/<model>/<method>/`.
+The plan records the budget and the calibration set the method used.
 """
 
 from __future__ import annotations
+
+from dataclasses import asdict
 
 from harp import artifacts, methods
 from harp.cli._app import load_for, log, save_config, stage
 from harp.config import Config
 from harp.data.calibration import load_calibration
-from harp.pruning.budget import target_removed
+from harp.pruning import budget
 from harp.pruning.plan import PruneInputs, load_plan, save_plan
 from harp.records import read_alphas
 
@@ -17,22 +20,26 @@ from harp.records import read_alphas
 @stage("prune")
 def main(cfg: Config, tracker) -> None:
     method = methods.get(cfg.method.name)
+    reads = method.inputs(cfg.budget.kind)
     model, _ = load_for(cfg)
     expdir, name = cfg.experiment_dir, cfg.model.name
     reference = (
-        load_plan(artifacts.method_dir(expdir, name, artifacts.SEARCHED_METHOD))
-        if "reference" in method.needs
-        else None
+        load_plan(artifacts.method_dir(expdir, name, artifacts.SEARCHED_METHOD)) if "reference" in reads else None
     )
+    harp_layers = len(cfg.pruned_layers())
     inputs = PruneInputs(
         model=model,
         source=cfg.model.source,
         method=cfg.method,
-        calibration=load_calibration(artifacts.calibration(expdir, name)) if "calibration" in method.needs else None,
-        alphas=read_alphas(artifacts.alphas(expdir, name)) if "alphas" in method.needs else None,
-        target_removed=target_removed(model, cfg.method.ratio, reference) if method.budgeted else None,
+        calibration=load_calibration(cfg.calibration_file()) if "calibration" in reads else None,
+        alphas=read_alphas(artifacts.alphas(expdir, name)) if "alphas" in reads else None,
+        target_removed=budget.target_removed(model, cfg.budget, harp_layers, reference) if method.budgeted else None,
     )
     plan = method.planner(inputs)
+    if method.budgeted:
+        plan.details["budget_rule"] = budget.in_words(cfg.budget, harp_layers, cfg.model.num_layers)
+    if "calibration" in reads:
+        plan.details["calibration"] = asdict(cfg.calibration_set())
     out = save_plan(plan, cfg.method_dir)
     save_config(cfg, cfg.method_dir, "prune")
     log(

@@ -47,7 +47,7 @@ def main(cfg: Config, tracker) -> None:
     }
     if alphas is None:
         model, _ = load_for(cfg)
-        calibration = load_calibration(artifacts.calibration(cfg.experiment_dir, cfg.model.name))
+        calibration = load_calibration(cfg.calibration_file())
         result = search_alphas(
             model,
             calibration,

@@ -117,9 +117,11 @@ class HarpSlot:
         groups = attn.num_key_value_groups
         if norm_name:  # fold alpha into the norm: alpha * (offset + w) = offset + w'
             norm = copy.deepcopy(self.norm)
-            with torch.no_grad():
-                offset = self.adapter.norm_offset
-                norm.weight.copy_(alpha * (offset + self.norm.weight.float()) - offset)
+            offset = self.adapter.norm_offset
+            folded = alpha * (offset + self.norm.weight.detach().float()) - offset
+            # kept in float32: in bfloat16, w' = 0.1 * (1 + w) - 1 would lose a few percent of a small alpha;
+            # the norm computes in float32 anyway (Gemma-2's RMSNorm upcasts), so this costs nothing
+            norm.weight = nn.Parameter(folded, requires_grad=False)
             setattr(layer, norm_name, norm)
             o_proj = attn.o_proj
         else:

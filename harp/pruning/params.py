@@ -12,6 +12,16 @@ def decoder_linear_params(model: nn.Module) -> int:
     return sum(m.weight.numel() for m in decoder_layers(model).modules() if isinstance(m, nn.Linear))
 
 
+def attention_weights(model: nn.Module) -> int:
+    """Number of q/k/v/o projection weights of the decoder layers (the paper's budget counts a fraction of them)."""
+    return sum(
+        getattr(layer.self_attn, p).weight.numel()
+        for layer in decoder_layers(model)
+        for p in ("q_proj", "k_proj", "v_proj", "o_proj")
+        if hasattr(layer.self_attn, p)
+    )
+
+
 def kv_cache_width(model: nn.Module) -> int:
     """Sum over layers of the per-token key width that the KV cache still stores."""
     return sum(

@@ -35,13 +35,14 @@ if P.fixtures_dir:
             "{params.py} -m harp.cli.fixtures {params.overrides} > {log:q} 2>&1"
 
 
+# One job per calibration set of each model: `data` (HARP's search), or a method's own (FLAP's, Wanda-sp's).
 rule calibrate:
     input:
         lambda wc: P.model_inputs(wc.model),
     output:
-        str(artifacts.calibration(EXPDIR, "{model}")),
+        str(artifacts.calibration(EXPDIR, "{model}", "{calib}")),
     log:
-        str(artifacts.job_log(artifacts.calibration(EXPDIR, "{model}").parent, "calibrate")),
+        str(artifacts.job_log(artifacts.calibration(EXPDIR, "{model}", "{calib}").parent, "calibrate_{calib}")),
     conda:
         ENV
     resources:
@@ -49,6 +50,6 @@ rule calibrate:
         runtime=30,
     params:
         py=PY,
-        overrides=lambda wc: P.overrides(wc.expdir, wc.model),
+        overrides=lambda wc: P.calibration_overrides(wc.expdir, wc.model, wc.calib),
     shell:
         "OMP_NUM_THREADS={threads} {params.py} -m harp.cli.calibrate {params.overrides} > {log:q} 2>&1"

@@ -3,8 +3,7 @@
 
 rule search:
     input:
-        lambda wc: P.model_inputs(wc.model),
-        calibration=str(artifacts.calibration(EXPDIR, "{model}")),
+        lambda wc: P.search_inputs(wc.expdir, wc.model),
     output:
         str(artifacts.alphas(EXPDIR, "{model}")),
     log:

@@ -2,7 +2,10 @@
 
 A head's importance is the mean L1 norm of its contribution through o_proj (W_o[:, head] @ x_head),
 summed over the query heads of a key/value group; an MLP neuron's is the mean |activation| at the
-down_proj input. Mixing heads and neurons (the default target) ranks them after standardisation.
+down_proj input; both measured once on the dense model. As in its paper and code
+(c2d-usp/Efficient-LLMs-with-AMP), every layer loses the same fraction of heads (at most all but one)
+and of neurons (`method.allocation=uniform`); `global` ranks them together after standardisation. Its
+recovery fine-tuning (LoRA) is not run: this is AMP without it, and the tables say so.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from torch import nn
 
 from harp.errors import HarpError
 from harp.models.adapters import decoder_layers
-from harp.pruning.baselines.ranking import Unit, rank, select, standardised_within
+from harp.pruning.baselines.ranking import Unit, rank, select, select_uniform, standardised_within
 from harp.pruning.baselines.structures import (
     ChannelStats,
     LayerStats,
@@ -29,13 +29,6 @@ from harp.pruning.params import decoder_linear_params
 from harp.pruning.plan import Plan, PruneInputs, build_plan
 
 Scores = dict[tuple[str, int], torch.Tensor]  # (kind, layer) -> one score per unit, higher = more important
-TARGETS = {"attention": ("attention",), "mlp": ("mlp",), "attention+mlp": ("attention", "mlp")}
-
-
-def target_kinds(target: str) -> tuple[str, ...]:
-    if target not in TARGETS:
-        raise HarpError(f"Unknown method.target {target!r}; choose one of {', '.join(TARGETS)}.")
-    return TARGETS[target]
 
 
 def has_dense_attention(layer: nn.Module) -> bool:
@@ -48,11 +41,14 @@ def per_group(values: torch.Tensor, attn: nn.Module, reduce: str = "sum") -> tor
     return grouped.mean(-1) if reduce == "mean" else grouped.sum(-1)
 
 
-def channel_scores(rule: Callable[[torch.Tensor, ChannelStats], torch.Tensor], standardised: bool = False):
+def channel_scores(
+    rule: Callable[[torch.Tensor, ChannelStats], torch.Tensor], standardised: bool = False, attention_power: int = 1
+):
     """Scores from a per-input-channel rule on o_proj and down_proj, summed per group for attention.
 
     `standardised` (FLAP): channel scores are standardised within each layer and module, then
-    averaged per group, so every layer and module shares one global scale.
+    averaged per group, so every layer and module shares one global scale. `attention_power`: FLAP
+    squares its o_proj channel scores before standardising (its code does; its MLP scores are not).
     """
 
     def scores(model: nn.Module, stats: list[LayerStats], kinds: tuple[str, ...]) -> Scores:
@@ -61,7 +57,7 @@ def channel_scores(rule: Callable[[torch.Tensor, ChannelStats], torch.Tensor], s
         for i, layer in enumerate(decoder_layers(model)):
             if "attention" in kinds and has_dense_attention(layer):
                 attn = layer.self_attn
-                channel = norm(rule(attn.o_proj.weight.detach(), stats[i].attn_in))
+                channel = norm(rule(attn.o_proj.weight.detach(), stats[i].attn_in) ** attention_power)
                 out[("attention", i)] = per_group(channel, attn, "mean" if standardised else "sum")
             if "mlp" in kinds:
                 out[("mlp", i)] = norm(rule(layer.mlp.down_proj.weight.detach(), stats[i].mlp_in))
@@ -131,18 +127,26 @@ def prune_by_scores(
     target: int,
     *,
     standardise: bool,
+    allocation: str = "global",
     stats_for_compensation: list[LayerStats] | None = None,
     strict: bool = True,
 ) -> dict:
-    """Rank, select to `target` weights, remove in place; returns `details` and `tensors` for the plan."""
-    chosen = select(rank(scores, unit_costs(model), standardise), target, strict=strict)
+    """Select units worth `target` weights (`allocation`: global ranking or the same count per layer), remove
+    them in place; returns `details` (what was removed, the exact counts) and `tensors` for the plan."""
+    costs = unit_costs(model)
+    per_layer = None
+    if allocation == "uniform":
+        chosen, per_layer = select_uniform(scores, costs, target)
+    else:
+        chosen = select(rank(scores, costs, standardise), target, strict=strict)
     details, tensors = removal(model, chosen, stats_for_compensation)
     apply_structure(model, details, tensors)
     details["budget"] = {
         "target_removed": target,
         "removed": sum(u.cost for u in chosen),
         "units": {k: sum(u.kind == k for u in chosen) for k in ("attention", "block", "mlp")},
-    }
+        "allocation": allocation,
+    } | ({"per_layer": per_layer} if per_layer else {})
     return {"details": details, "tensors": tensors}
 
 
@@ -155,20 +159,28 @@ def plan_structured(
     compensate: bool = False,
     kinds: tuple[str, ...] | None = None,
     strict: bool = True,
+    calibrated: bool = True,
     **stat_options,
 ) -> Plan:
-    """Plan a baseline: score on calibration data, match the budget, remove; see module docstring.
+    """Plan a baseline: score (on calibration data when `calibrated`), match the budget, remove; see the
+    package docstring.
 
     Unlike structures only compete after standardisation, so by default (`standardise=None`) unit
     scores are standardised per layer and kind exactly when attention and MLP units are mixed.
     """
     model, m = inp.model, inp.method
-    kinds = kinds or target_kinds(m.target)
+    kinds = kinds or tuple(m.target.split("+"))
+    blocks = kinds == ("block",)
     before = decoder_linear_params(model)
     if inp.target_removed is None:
         raise HarpError(f"{name} removes a parameter budget, and none was given.")
     target = inp.target_removed
-    stats = collect_stats(model, inp.calibration, m.batch_size, **stat_options)
+    layers = decoder_layers(model)
+    stats = (
+        collect_stats(model, inp.calibration, m.batch_size, **stat_options)
+        if calibrated
+        else [LayerStats() for _ in layers]
+    )
     scores = scorer(model, stats, kinds)
     if standardise is None:
         standardise = len({kind for kind, _ in scores}) > 1
@@ -177,12 +189,12 @@ def plan_structured(
         scores,
         target,
         standardise=standardise,
+        allocation="global" if blocks else m.allocation,
         stats_for_compensation=stats if compensate else None,
         strict=strict,
     )
     details = result["details"] | {
-        "target": m.target if kinds != ("block",) else "attention-blocks",
-        "requested_ratio": m.ratio,
+        "target": "attention-blocks" if blocks else m.target,
         "standardised": standardise,
         "compensated": compensate,
     }

@@ -1,7 +1,6 @@
 """Mag-sp: structured magnitude pruning; a unit's importance is the L2 norm of its output-projection
-columns (o_proj for a key/value group, down_proj for an MLP channel), no calibration data needed.
-
-The statistics pass still runs (one code path), but the score reads weights only.
+columns (o_proj, summed over a key/value group's channels; down_proj for an MLP channel), from the weights
+alone, no calibration data. FLAP's reference code prunes it uniformly (the same count in every layer).
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ def magnitude(weight: torch.Tensor, stats: ChannelStats) -> torch.Tensor:
 
 
 def make_plan(inp: PruneInputs) -> Plan:
-    return plan_structured(inp, "mag_sp", channel_scores(magnitude))
+    return plan_structured(inp, "mag_sp", channel_scores(magnitude), calibrated=False)
 
 
 apply = apply_structured_plan

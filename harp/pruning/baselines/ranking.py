@@ -1,5 +1,11 @@
-"""Matched budgets: rank structures globally and pick the least important until the removed
-parameter count matches the budget (`harp.pruning.budget`) within 1%.
+"""Matched budgets: choose the least important structures until the removed parameter count matches the
+budget (`harp.pruning.budget`) within 1%, with one of two allocations across layers:
+
+- global: one ranking over all layers (FLAP's adaptive allocation; scores standardised per layer when
+  they must compete across layers or kinds), walked until the budget is spent (`rank`, `select`);
+- uniform: the same number of units removed in every layer, the lowest-scored within each layer (Wanda-sp
+  and Mag-sp in FLAP's scripts, AMP); a remainder that does not divide evenly goes to evenly spaced
+  layers, recorded in the plan (`select_uniform`).
 
 Structures differ in size (a key/value group with its query heads is `2 * (n_rep + 1) * head_dim *
 hidden` weights, an MLP channel `3 * hidden`, a whole attention block all of q/k/v/o), so the
@@ -71,6 +77,65 @@ def select(ranked: list[Unit], target: int, strict: bool = True) -> list[Unit]:
     if strict and abs(removed - target) > TOLERANCE * max(target, 1):
         raise HarpError(
             f"Cannot match the budget of {target:,} weights within 1%: the closest is {removed:,}; "
-            "use finer structures (method.target=attention+mlp) or set method.ratio."
+            "use finer structures (method.target=attention+mlp) or another budget."
         )
     return chosen
+
+
+def spread(count: int, layers: list[int]) -> dict[int, int]:
+    """`count` units over `layers` as evenly as possible: each gets the same share, and the remainder one
+    more in evenly spaced layers (deterministic, independent of the scores)."""
+    base, extra = divmod(count, len(layers))
+    more = {layers[(2 * i + 1) * len(layers) // (2 * extra)] for i in range(extra)}
+    return {layer: base + (layer in more) for layer in layers}
+
+
+def _lowest(scores: torch.Tensor, k: int, kind: str) -> list[int]:
+    """Indices of the `k` lowest scores (ties to the lower index); an MLP keeps its best channel."""
+    order = sorted(range(scores.numel()), key=lambda i: (scores[i].item(), i))
+    if kind == "mlp":
+        order.remove(int(torch.argmax(scores.double())))
+    if k > len(order):
+        raise HarpError(f"The budget asks for {k} {kind} units in one layer, which has only {len(order)} removable.")
+    return order[:k]
+
+
+def select_uniform(
+    scores: Mapping[tuple[str, int], torch.Tensor], costs: Mapping[tuple[str, int], int], target: int
+) -> tuple[list[Unit], dict]:
+    """The same number of units of each kind in every layer, the lowest-scored within each layer.
+
+    One kind: the budget in units, `spread` over the layers. Attention and MLP together (AMP, FLAP's
+    UL-UM): the same fraction p of key/value groups and of channels per layer, with p set by the budget;
+    groups are rounded and capped at all but one per layer (AMP), and channels fill the rest exactly.
+    Returns the units and the per-layer counts for the plan.
+    """
+    layers = {kind: sorted(layer for k, layer in scores if k == kind) for kind, _ in scores}
+    counts: dict[str, dict[int, int]] = {}
+    if len(layers) == 1:
+        ((kind, where),) = layers.items()
+        counts[kind] = spread(round(target / costs[(kind, where[0])]), where)
+    else:
+        groups, channels = layers["attention"], layers["mlp"]
+        whole = sum(costs[("attention", i)] * scores[("attention", i)].numel() for i in groups) + sum(
+            costs[("mlp", i)] * scores[("mlp", i)].numel() for i in channels
+        )
+        p = target / whole
+        counts["attention"] = {
+            i: min(round(p * scores[("attention", i)].numel()), scores[("attention", i)].numel() - 1) for i in groups
+        }
+        rest = target - sum(n * costs[("attention", i)] for i, n in counts["attention"].items())
+        counts["mlp"] = spread(max(round(rest / costs[("mlp", channels[0])]), 0), channels)
+    chosen = [
+        Unit(kind, layer, index, costs[(kind, layer)])
+        for kind, per_layer in counts.items()
+        for layer, k in per_layer.items()
+        for index in _lowest(scores[(kind, layer)].double().cpu(), k, kind)
+    ]
+    removed = sum(u.cost for u in chosen)
+    if abs(removed - target) > TOLERANCE * max(target, 1):
+        raise HarpError(
+            f"Cannot match the budget of {target:,} weights within 1% with the same count in every layer: the "
+            f"closest is {removed:,}; use method.allocation=global or finer structures (method.target=attention+mlp)."
+        )
+    return chosen, {kind: {str(layer): k for layer, k in per_layer.items()} for kind, per_layer in counts.items()}
