@@ -41,7 +41,10 @@ METHODS: dict[str, Method] = {
     for m in (
         Method("dense", "Dense", "harp.pruning.dense"),
         Method("harp", "HARP", "harp.pruning.harp", needs=("alphas",)),
-        Method("harp_flap", "HARP+FLAP", "harp.pruning.baselines.harp_flap", needs=("alphas", "calibration")),
+        # the paper's HARP row: HARP, then FLAP MLP channels pruned up to the budget
+        Method(
+            "harp_flap", "HARP+MLP (to budget)", "harp.pruning.baselines.harp_flap", needs=("alphas", "calibration")
+        ),
         Method("mag_sp", "Mag-sp", "harp.pruning.baselines.mag_sp", needs=_BASELINE, budgeted=True),
         Method("wanda_sp", "Wanda-sp", "harp.pruning.baselines.wanda_sp", needs=_BASELINE, budgeted=True),
         Method("flap", "FLAP", "harp.pruning.baselines.flap", needs=_BASELINE, budgeted=True),
