@@ -10,7 +10,7 @@ module spells a file name. An experiment is the main run or one ablation (a `con
       <model>/<method>/<stage>.config.yaml  the resolved config of the stage that wrote there
       <model>/<method>/logs/<stage>.log     Snakemake job logs
       ablations/<experiment>/...            each ablation, the same layout
-      all_results.csv, report.md, tables/, figures/, logs/
+      all_results.csv, report.md, tables/ (<table>.tex, tables.tex, tables.pdf), figures/, logs/
 
 Functions return `Path`s; given Snakemake wildcards (`"{expdir}"`) they return the rules' patterns.
 """
@@ -119,6 +119,25 @@ def report(results_dir: str | Path) -> Path:
 
 def tables_dir(results_dir: str | Path) -> Path:
     return Path(results_dir) / "tables"
+
+
+def table_file(tdir: str | Path, name: str) -> Path:
+    """One LaTeX table (a `table` float to `\\input`) in the tables folder."""
+    return Path(tdir) / f"{name}.tex"
+
+
+def tables_document(tdir: str | Path) -> Path:
+    """The standalone document that inputs every table; pdflatex writes its PDF beside it (`tables_pdf`)."""
+    return Path(tdir) / "tables.tex"
+
+
+def tables_pdf(tdir: str | Path) -> Path:
+    return tables_document(tdir).with_suffix(".pdf")
+
+
+def latex_log(results_dir: str | Path) -> Path:
+    """pdflatex's log of the tables document (kept outside the tables folder: it survives a failed build)."""
+    return logs_dir(results_dir) / "tables.pdflatex.log"
 
 
 def figures_dir(results_dir: str | Path) -> Path:

@@ -16,7 +16,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from harp import artifacts
 from harp.errors import HarpError
-from harp.layers import pruned_layers
+from harp.layers import from_last, pruned_layers
 
 BUDGET_KINDS = ("attention_fraction", "ratio", "match_harp")
 TARGETS = ("attention", "mlp", "attention+mlp")
@@ -69,6 +69,7 @@ class MethodConfig:
     layer_position: str = "top"  # top (paper) | middle | bottom (ablation)
     rescale: bool = True  # false: alpha = 1 everywhere (no search)
     alphas: Optional[list[float]] = None  # fixed alphas, index 0 = last pruned layer (skips search)
+    published_alphas: bool = False  # true: the model's published alphas (skips search; experiment=published_alphas)
     search: SearchConfig = field(default_factory=SearchConfig)
     target: str = "attention"  # baselines: attention | mlp | attention+mlp
     allocation: str = "global"  # baselines: uniform (the same count in every layer) | global (one ranking)
@@ -181,6 +182,27 @@ class Config:
         m = self.method
         count = self.model.prune_layers if m.num_layers is None else m.num_layers
         return pruned_layers(self.model.num_layers, count, m.layer_position)
+
+    def fixed_alphas(self) -> dict[int, float] | None:
+        """HARP's alphas when they need no search (layer -> alpha), None when the search chooses them.
+
+        No rescaling gives 1 everywhere; `method.published_alphas` takes the model's published list and
+        `method.alphas` a given one (both listed from the last layer down).
+        """
+        m, layers = self.method, self.pruned_layers()
+        if not m.rescale:
+            return dict.fromkeys(layers, 1.0)
+        if m.published_alphas:
+            if self.model.published_alphas is None:
+                raise HarpError(
+                    f"Model {self.model.name} has no published alphas (conf/model/{self.model.name}.yaml), so "
+                    "experiment=published_alphas cannot run on it; use one of the paper's models "
+                    "(e.g. model=llama3_1_8b)."
+                )
+            return from_last(layers, self.model.published_alphas, "published alphas")
+        if m.alphas is not None:
+            return from_last(layers, m.alphas, "method.alphas")
+        return None
 
 
 def register_configs() -> None:

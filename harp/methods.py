@@ -46,9 +46,10 @@ METHODS: dict[str, Method] = {
     for m in (
         Method("dense", "Dense", "harp.pruning.dense"),
         Method("harp", "HARP", "harp.pruning.harp", needs=("alphas",)),
+        # the paper's HARP row: HARP, then FLAP MLP channels pruned up to the budget
         Method(
             "harp_flap",
-            "HARP (+FLAP-MLP to budget)",
+            "HARP+MLP (to budget)",
             "harp.pruning.baselines.harp_flap",
             needs=("alphas", "calibration"),
             budgeted=True,

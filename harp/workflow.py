@@ -82,6 +82,10 @@ class Pipeline:
         # timed where the main run has them; a suite without a speed preset times nothing
         self.speed_methods: list[str] = list(pick("speed_methods") or []) if pick("speed") else []
         self.ablation_methods: list[str] = list(pick("ablation_methods") or ["harp"])
+        # experiments that run other methods than ablation_methods (published_alphas: HARP and the paper's HARP row)
+        self.experiment_methods: dict[str, list[str]] = {
+            e: list(ms) for e, ms in (wf.get("experiment_methods") or {}).items()
+        }
         self.eval_jobs: str = pick("eval_jobs") or "task"
         only = wf.get("experiment")
         experiments = [only] if only else list(pick("experiments") or [])
@@ -99,7 +103,7 @@ class Pipeline:
 
         # ablations rerun HARP (and whatever it needs) with their overrides; the main run is skipped with experiment=X
         plan = ([] if only else [(MAIN, m) for m in self.methods]) + [
-            (e, m) for e in experiments for m in self.ablation_methods
+            (e, m) for e in experiments for m in self.experiment_methods.get(e, self.ablation_methods)
         ]
         self.variants: dict[tuple[str, str, str], Variant] = {}
         for model in self.models:
@@ -115,8 +119,10 @@ class Pipeline:
     # --- construction -------------------------------------------------------------------------------------------
     def _check(self, experiments: list[str], eval_name: str, speed: str | None, tracking: str) -> None:
         _check_names(self.conf_dir, "model", self.models, "model")
+        per_experiment = [m for ms in self.experiment_methods.values() for m in ms]
         _check_names(self.conf_dir, "method", self.methods + self.speed_methods + self.ablation_methods, "method")
-        _check_names(self.conf_dir, "experiment", experiments, "experiment")
+        _check_names(self.conf_dir, "method", per_experiment, "method")
+        _check_names(self.conf_dir, "experiment", experiments + list(self.experiment_methods), "experiment")
         _check_names(self.conf_dir, "eval", [eval_name], "eval preset")
         _check_names(self.conf_dir, "speed", [speed] if speed else [], "speed preset")
         _check_names(self.conf_dir, "tracking", [tracking], "tracking mode")
@@ -130,8 +136,8 @@ class Pipeline:
             if experiment != MAIN:
                 overrides += (f"experiment={experiment}",)
             cfg = compose(self.conf_dir, list(overrides))
-            if method.startswith("harp"):  # an impossible L or layer position fails now, before any job starts
-                cfg.pruned_layers()
+            if method.startswith("harp"):  # an impossible L, layer position or alpha list fails now, before any job
+                cfg.fixed_alphas()
             self.variants[key] = Variant(experiment, model, method, cfg, overrides)
         return self.variants[key]
 

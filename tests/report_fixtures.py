@@ -15,22 +15,23 @@ MODELS = {  # name -> (hub id, decoder layers, pruned layers, tiny)
     "qwen2_7b": ("Qwen/Qwen2-7B", 28, 4, False),
     "tiny": ("results/models/tiny", 8, 3, True),
 }
-METHODS = ("dense", "harp", "wanda_sp")
+METHODS = ("dense", "harp", "wanda_sp", "harp_flap")
 TASKS = {
     "generation": ("gsm8k", "triviaqa"),
     "discriminative": ("arc_challenge", "boolq", "piqa"),
     "longbench": ("longbench_qasper", "longbench_trec"),
 }
 ABLATIONS = {"no_rescale": ("qwen2_7b", "tiny"), "layers_bottom": ("qwen2_7b",)}
+PUBLISHED = {"qwen2_7b": ("harp", "harp_flap")}  # experiment published_alphas: the tiny model has none
 GRID = [round(0.1 * i, 1) for i in range(11)]
 SEQ_LENS = (128, 256, 512, 1024)
 
 
 def _plan(run_dir: Path, model: str, method: str) -> None:
     hub_id, num_layers, pruned, _ = MODELS[model]
-    ratio = {"dense": 0.0, "harp": 0.025, "wanda_sp": 0.025}[method]
-    kv = pruned / num_layers if method == "harp" else 0.0
-    layers = list(range(num_layers - pruned, num_layers)) if method == "harp" else []
+    ratio = {"dense": 0.0, "harp": 0.025, "wanda_sp": 0.04, "harp_flap": 0.04}[method]
+    kv = pruned / num_layers if method.startswith("harp") else 0.0
+    layers = list(range(num_layers - pruned, num_layers)) if method.startswith("harp") else []
     write_json(
         run_dir / model / method / "plan.json",
         {
@@ -96,7 +97,7 @@ def _ppl(run_dir: Path, model: str, method: str, rng: random.Random) -> None:
     )
 
 
-def _alphas(run_dir: Path, model: str, rng: random.Random) -> None:
+def _alphas(run_dir: Path, model: str, rng: random.Random, searched: bool = True) -> None:
     _, num_layers, pruned, _ = MODELS[model]
     layers = list(range(num_layers - pruned, num_layers))
     alphas, trace = {}, []
@@ -107,6 +108,8 @@ def _alphas(run_dir: Path, model: str, rng: random.Random) -> None:
             trace.append({"step": step, "layer": layer, "alpha": a, "perplexity": curve[a]})
     harp_dir = run_dir / model / "harp"
     published = yaml.safe_load((ROOT / "conf" / "model" / f"{model}.yaml").read_text()).get("published_alphas")
+    if not searched:  # the published_alphas experiment: the authors' alphas, no trace
+        alphas = dict(zip(reversed(layers), published))
     write_json(
         harp_dir / "alphas.json",
         {
@@ -114,12 +117,14 @@ def _alphas(run_dir: Path, model: str, rng: random.Random) -> None:
             "order": "top_down",
             "grid": GRID,
             "published": published,
-            "searched": True,
+            "searched": searched,
             "alphas": {str(k): v for k, v in alphas.items()},
             "dense_perplexity": 9.0,
             "perplexity": 10.0,
         },
     )
+    if not searched:
+        return
     with (harp_dir / "search.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=["step", "layer", "alpha", "perplexity"])
         writer.writeheader()
@@ -173,6 +178,13 @@ def make_results(root: Path, seed: int = 0) -> Path:
             _plan(run_dir, model, "harp")
             _evals(run_dir, model, "harp", rng, experiment)
             _ppl(run_dir, model, "harp", rng)
+    run_dir = results / "ablations" / "published_alphas"
+    for model, methods in PUBLISHED.items():
+        for method in methods:
+            _plan(run_dir, model, method)
+            _evals(run_dir, model, method, rng, "published_alphas")
+            _ppl(run_dir, model, method, rng)
+        _alphas(run_dir, model, rng, searched=False)
     # a half-written file from a killed stage must be ignored
     (results / "tiny" / "harp" / "eval" / ".boolq.json.x.tmp").write_text("{not json")
     return results

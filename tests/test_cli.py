@@ -62,12 +62,20 @@ def test_fixed_alphas_and_no_rescale_skip_the_search(results):
     assert data["alphas"] == {"7": 1.0, "6": 1.0, "5": 1.0} and not data["searched"]
 
 
+def test_published_alphas_need_no_search_and_no_weights(tmp_path):
+    proc = run_stage("search", tmp_path, "model=qwen2_7b", "experiment=published_alphas", "tracking=disabled")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads((tmp_path / "ablations/published_alphas/qwen2_7b/harp/alphas.json").read_text())
+    assert data["alphas"] == {"27": 0.9, "26": 0.3, "25": 0.3, "24": 0.2} and not data["searched"]
+
+
 @pytest.mark.parametrize(
     "overrides, message",
     [
         (["method.num_layers=9"], "Cannot prune 9 layers of a 8-layer model"),
         (["method.num_layer=3"], "num_layer"),
         (["model=llama9"], "llama9"),
+        (["experiment=published_alphas"], "Model tiny has no published alphas (conf/model/tiny.yaml)"),
         (["model.source=/nonexistent/model", "model.build=null"], "does not exist"),
     ],
 )

@@ -8,21 +8,41 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import re
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from harp import methods
 from harp.errors import HarpError
+from harp.eval.tasks import SUITE
 from harp.report.collect import collect, load_results
-from tests.report_fixtures import ABLATIONS, METHODS, MODELS, TASKS, make_results
+from harp.report.latex import overflows
+from harp.report.tables import SHORT_NAMES, latex_escape, method_order
+from tests.report_fixtures import ABLATIONS, METHODS, MODELS, PUBLISHED, TASKS, make_results
 
 ROOT = Path(__file__).resolve().parents[1]
-DISPLAY = {"Dense": "dense", "HARP": "harp", "Wanda-sp": "wanda_sp"}
+PUBLISHED_DIR = "ablations/published_alphas"
+
+
+def label(method: str, published: bool = False) -> str:
+    """A row's label as the LaTeX shows it."""
+    return latex_escape(methods.label(method) + (", published α" if published else ""))
+
+
+# row label -> (run folder under results/, method)
+DISPLAY = {label(m): ("", m) for m in METHODS} | {label(m, True): (PUBLISHED_DIR, m) for m in PUBLISHED["qwen2_7b"]}
+ROWS = {  # the methods in table order, each searched run followed by its published-alpha rerun (qwen2_7b only)
+    "qwen2_7b": [label("dense"), label("harp"), label("harp", True), label("harp_flap"), label("harp_flap", True)]
+    + [label("wanda_sp")],
+    "tiny": [label("dense"), label("harp"), label("harp_flap"), label("wanda_sp")],
+}
+BLOCKS = {"Qwen/Qwen2-7B": "qwen2_7b", "tiny model (tiny, built here)": "tiny"}
 RULES = re.compile(r"\\(toprule|midrule|bottomrule)")
+TITLE = re.compile(r"\\multicolumn\{(\d+)\}\{l\}\{\\textit\{(.*)\}\}")
 
 
 def run_stage(name: str, results: Path) -> None:
@@ -68,28 +88,61 @@ def score(results: Path, model: str, method: str, task: str, run_dir: str = "") 
     return json.loads(path.read_text())["score"]
 
 
+def blocks(rows: list[list[str]]) -> dict[str, list[list[str]]]:
+    """The rows of each model block of a paper table, by block title (the line that opens the block)."""
+    out: dict[str, list[list[str]]] = {}
+    for row in rows:
+        if title := TITLE.fullmatch(row[0]):
+            out[title.group(2)] = []
+        else:
+            out[list(out)[-1]].append(row)
+    return out
+
+
 def check_bold(rows: list[list[str]], column: int, how: str = "max") -> None:
-    """Bold exactly on the best value among the pruned rows (row 0 is Dense, the reference)."""
+    """Bold exactly on the best value among the pruned rows (Dense, the reference, never), and nowhere when the
+    pruned rows do not differ."""
     values = [cell(r[column]) for r in rows]
-    pruned = [v for v, _ in values[1:] if v is not None]
-    best = max(pruned) if how == "max" else min(pruned)
-    assert not values[0][1], "the Dense reference row must not be bolded"
-    assert [bold for _, bold in values[1:]] == [v == best for v, _ in values[1:]]
+    dense = [r[0] == "Dense" for r in rows]
+    pruned = [v for (v, _), d in zip(values, dense) if v is not None and not d]
+    best = (max(pruned) if how == "max" else min(pruned)) if len(set(pruned)) > 1 else None
+    assert [bold for _, bold in values] == [v == best and not d for (v, _), d in zip(values, dense)]
+
+
+def check_scores(results: Path, model: str, category: str, header: list[str], body: list[list[str]]) -> None:
+    """Every row of a score table against the result files: tasks (short names), Avg, pruning ratio, KV cache."""
+    tasks = [t for t in SUITE if t in TASKS[category]]  # the paper's order
+    assert header == ["Method", *(SHORT_NAMES[t] for t in tasks), "Avg", "Pruned (\\%)", "KV cache (-\\%)"]
+    assert all(len(r) == len(header) for r in body)
+    assert [r[0] for r in body] == ROWS[model]
+    for row in body:
+        run_dir, method = DISPLAY[row[0]]
+        scores = [score(results, model, method, t, run_dir) for t in tasks]
+        assert [cell(c)[0] for c in row[1 : 1 + len(tasks)]] == [round(100 * s, 1) for s in scores]
+        assert cell(row[1 + len(tasks)])[0] == round(100 * sum(scores) / len(scores), 1)
+        plan = json.loads((results / run_dir / model / method / "plan.json").read_text())
+        assert cell(row[-2])[0] == round(100 * plan["pruning_ratio"], 1)
+        assert cell(row[-1])[0] == round(100 * plan["kv_cache_reduction"], 1)
+    for column in range(1, 2 + len(tasks)):
+        check_bold(body, column)
+    assert not any(cell(r[-1])[1] or cell(r[-2])[1] for r in body), "budgets are not scores: never bold"
 
 
 def test_collect_builds_a_tidy_frame(results):
     frame = load_results(results / "all_results.csv")
-    runs = len(MODELS) * len(METHODS) + sum(map(len, ABLATIONS.values()))
+    runs = len(MODELS) * len(METHODS) + sum(map(len, ABLATIONS.values())) + sum(map(len, PUBLISHED.values()))
     tasks = sum(map(len, TASKS.values()))
     counts = frame.kind.value_counts()
     assert counts["eval"] == runs * tasks  # the half-written .boolq.json.*.tmp is skipped
     assert counts["perplexity"] == runs
-    assert set(frame.experiment) == {"main", *ABLATIONS}
+    assert set(frame.experiment) == {"main", "published_alphas", *ABLATIONS}
     alphas = frame[frame.kind == "alpha"].sort_values("layer", ascending=False)
-    qwen = alphas[alphas.model == "qwen2_7b"]
+    qwen = alphas[(alphas.model == "qwen2_7b") & (alphas.experiment == "main")]
     assert list(qwen.layer) == [27, 26, 25, 24]
     assert list(qwen.published_alpha) == [0.9, 0.3, 0.3, 0.2]  # as the search stage records them, last layer first
     assert alphas[alphas.model == "tiny"].published_alpha.isna().all()
+    published = alphas[alphas.experiment == "published_alphas"]
+    assert list(published.alpha) == [0.9, 0.3, 0.3, 0.2] and not published.searched.any()
     harp = frame[(frame.kind == "eval") & (frame.model == "qwen2_7b") & (frame.method == "harp")]
     assert (harp.kv_cache_reduction == 4 / 28).all() and harp.pruning_ratio.notna().all()
 
@@ -107,33 +160,46 @@ def test_corrupt_or_incomplete_results_name_the_file(tmp_path):
         load_results(tmp_path / "nowhere.csv")
 
 
+@pytest.mark.parametrize("category", list(TASKS))
+def test_paper_tables_have_one_block_per_model_and_match_the_json_files(results, category):
+    tex = (results / "tables" / f"{category}.tex").read_text()
+    spec, rows = parse_tabular(tex)
+    header = rows[0]
+    assert spec == "l" + "r" * (len(header) - 1)
+    found = blocks(rows[1:])
+    assert list(found) == list(BLOCKS)  # the models as row blocks, in name order
+    for title, body in found.items():
+        check_scores(results, BLOCKS[title], category, header, body)
+    assert tex.count("\\midrule") == 1 + len(BLOCKS) - 1  # under the header, then between blocks
+    assert "\\resizebox{\\ifdim\\width>\\linewidth\\linewidth\\else\\width\\fi}{!}" in tex  # scaled down to fit
+    caption = re.search(r"\\caption\{(.*?)\}\n", tex, re.DOTALL).group(1)
+    assert "FIXTURE DATA (tiny)" in caption and "published $\\alpha$" in caption
+    assert f"{label('harp_flap')}: HARP, then FLAP MLP-channel pruning up to the paper's budget" in caption
+
+
 @pytest.mark.parametrize("model", list(MODELS))
 @pytest.mark.parametrize("category", list(TASKS))
-def test_score_tables_match_the_json_files(results, model, category):
+def test_per_model_score_tables_match_the_json_files(results, model, category):
     tex = (results / "tables" / f"{model}_{category}.tex").read_text()
-    spec, rows = parse_tabular(tex)
-    header, body = rows[0], rows[1:]
-    tasks = TASKS[category]
-    assert len(spec) == len(header) == 1 + len(tasks) + 3  # method, tasks, Avg, pruned, KV cache
-    assert all(len(r) == len(header) for r in body)
-    assert [r[0] for r in body] == ["Dense", "HARP", "Wanda-sp"]
-    shown = [unescape(h) if category != "longbench" else f"longbench_{unescape(h)}" for h in header[1 : 1 + len(tasks)]]
-    assert shown == sorted(tasks)
-    for row in body:
-        method = DISPLAY[row[0]]
-        scores = [score(results, model, method, t) for t in shown]
-        assert [cell(c)[0] for c in row[1 : 1 + len(tasks)]] == [round(100 * s, 1) for s in scores]
-        assert cell(row[1 + len(tasks)])[0] == round(100 * sum(scores) / len(scores), 1)
-        plan = json.loads((results / model / method / "plan.json").read_text())
-        assert cell(row[-2])[0] == round(100 * plan["pruning_ratio"], 1)
-        assert cell(row[-1])[0] == round(100 * plan["kv_cache_reduction"], 1)
-    for column in range(1, 2 + len(tasks)):
-        check_bold(body, column)
-    assert not any(cell(r[-1])[1] or cell(r[-2])[1] for r in body), "budgets are not scores: never bold"
+    _, rows = parse_tabular(tex)
+    check_scores(results, model, category, rows[0], rows[1:])
     caption = re.search(r"\\caption\{(.*?)\}\n", tex, re.DOTALL).group(1)
     assert "multiplied by 100 and rounded to one decimal" in caption
     tiny = MODELS[model][3]
     assert ("FIXTURE DATA" in caption) == tiny and ("CAPPED EVALUATION: at most 8 samples" in caption) == tiny
+
+
+def test_bold_only_where_the_pruned_rows_differ():
+    import pandas as pd
+
+    from harp.report.tables import Table, to_latex, to_markdown
+
+    frame = pd.DataFrame({"Method": ["Dense", "A", "B", "A", "B"], "x": [9.0, 1.0, 1.0, 1.0, 2.0]})
+    table = Table("t", "c", frame, {"x": "max"}, reference=[0], blocks=[("one", [0, 1, 2]), ("two", [3, 4])])
+    _, rows = parse_tabular(to_latex(table))
+    assert [cell(r[1])[1] for r in rows[1:] if len(r) > 1] == [False, False, False, False, True]
+    markdown = to_markdown(table)
+    assert re.search(r"\| B +\| \*\*2\.0\*\* +\|", markdown) and re.search(r"\| \*one\* +\| +\|", markdown)
 
 
 def test_ablation_table(results):
@@ -149,15 +215,17 @@ def test_ablation_table(results):
         "Pruned (\\%)",
         "KV cache (-\\%)",
     ]
-    assert [unescape(r[0]) for r in body] == ["Dense", "HARP", "layers_bottom", "no_rescale"]
     runs = {
         "Dense": ("", "dense"),
         "HARP": ("", "harp"),
-        "layers_bottom": ("ablations/layers_bottom", "harp"),
-        "no_rescale": ("ablations/no_rescale", "harp"),
+        "layers\\_bottom": ("ablations/layers_bottom", "harp"),
+        "no\\_rescale": ("ablations/no_rescale", "harp"),
+        label("harp", True): (PUBLISHED_DIR, "harp"),
+        label("harp_flap", True): (PUBLISHED_DIR, "harp_flap"),
     }
+    assert [r[0] for r in body] == list(runs)
     for row in body:
-        run_dir, method = runs[unescape(row[0])]
+        run_dir, method = runs[row[0]]
         for i, category in enumerate(TASKS, start=1):
             scores = [score(results, "qwen2_7b", method, t, run_dir) for t in TASKS[category]]
             assert cell(row[i])[0] == round(100 * sum(scores) / len(scores), 1)
@@ -173,11 +241,13 @@ def test_ablation_table(results):
 
 def test_perplexity_table(results):
     _, rows = parse_tabular((results / "tables" / "perplexity.tex").read_text())
-    assert [unescape(h) for h in rows[0]] == ["Method", *sorted(MODELS)]
+    assert rows[0] == ["Method", *(latex_escape(m) for m in sorted(MODELS))]
+    assert [r[0] for r in rows[1:]] == ROWS["qwen2_7b"]
     for row in rows[1:]:
+        run_dir, method = DISPLAY[row[0]]
         for model, text in zip(sorted(MODELS), row[1:]):
-            ppl = json.loads((results / model / DISPLAY[row[0]] / "ppl.json").read_text())["perplexity"]
-            assert cell(text)[0] == round(ppl, 2)
+            path = results / run_dir / model / method / "ppl.json"
+            assert cell(text)[0] == (round(json.loads(path.read_text())["perplexity"], 2) if path.exists() else None)
     for column in range(1, 1 + len(MODELS)):
         check_bold(rows[1:], column, "min")
 
@@ -187,7 +257,7 @@ def test_alpha_table_against_published(results):
     assert rows[0] == ["Model", "Layer", "Searched alpha", "Published alpha"]
     searched = json.loads((results / "qwen2_7b" / "harp" / "alphas.json").read_text())["alphas"]
     qwen = rows[1:5]
-    assert unescape(qwen[0][0]) == "qwen2_7b" and [r[1] for r in qwen] == ["27", "26", "25", "24"]
+    assert qwen[0][0] == "qwen2\\_7b" and [r[1] for r in qwen] == ["27", "26", "25", "24"]
     assert [float(r[2]) for r in qwen] == [round(searched[r[1]], 2) for r in qwen]
     assert [float(r[3]) for r in qwen] == [0.9, 0.3, 0.3, 0.2]
     assert [r[3] for r in rows[5:]] == ["--"] * 3  # tiny: nothing published
@@ -195,10 +265,28 @@ def test_alpha_table_against_published(results):
 
 
 def test_figures_are_written(results):
-    for name in ("fig1_rescaling", "fig2_alphas", "fig3_speed", "search_trace"):
+    for name in ("fig1_methods", "fig1_rescaling", "fig2_alphas", "fig3_speed", "search_trace"):
         for suffix in (".pdf", ".png"):
             path = results / "figures" / f"{name}{suffix}"
             assert path.exists() and path.stat().st_size > 1024, path
+
+
+def test_figure1_left_compares_the_methods_on_one_model(results):
+    from harp.report.figures import figure1_model, methods_by_category
+
+    assert figure1_model(["tiny", "qwen2_7b"]) == "qwen2_7b"  # no Llama-3.1-8B: the first model by name
+    assert figure1_model(["tiny", "llama3_1_8b", "gemma2_9b"]) == "llama3_1_8b"  # the paper's
+    frame = load_results(results / "all_results.csv")
+    fig = methods_by_category(frame)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["Generation", "Discriminative", "LongBench"]
+    shown = method_order(METHODS)  # the tables' order
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == [methods.label(m) for m in shown]
+    harp = [p.get_height() for p in ax.containers[shown.index("harp")]]
+    expected = [100 * sum(score(results, "qwen2_7b", "harp", t) for t in ts) / len(ts) for ts in TASKS.values()]
+    assert harp == pytest.approx(expected, abs=0.051)
+    tiny = methods_by_category(frame[frame.model == "tiny"]).axes[0].get_title()
+    assert "fixture data" in tiny and "tiny model" in tiny
 
 
 def test_report_page(results):
@@ -211,6 +299,7 @@ def test_report_page(results):
     assert "Qwen/Qwen2-7B" in page and "results/models/tiny" in page  # model ids in the provenance table
     assert re.search(r"git commit: `([0-9a-f]{40}(-dirty)?|unknown)`", page)
     assert "transformers " in page and "lm_eval 0.4.13" in page
+    assert re.search(r"\| \*Qwen/Qwen2-7B\* +\|", page) and "HARP, published α" in page  # the paper's blocks
 
 
 def test_report_stage_needs_collect_first(tmp_path, capsys):
@@ -229,22 +318,83 @@ def test_notebook_runs_top_to_bottom(results, monkeypatch):
         notebook, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(ROOT / "notebooks")}}
     ).execute()
     images = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
-    assert len(images) == 4
+    assert len(images) == 5
 
 
-@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex is not installed")
-def test_tables_compile_with_pdflatex(results, tmp_path):
-    inputs = "\n".join(f"\\input{{{p}}}" for p in sorted((results / "tables").glob("*.tex")))
-    (tmp_path / "tables.tex").write_text(
-        f"\\documentclass{{article}}\n\\usepackage{{booktabs}}\n\\begin{{document}}\n{inputs}\n\\end{{document}}\n"
-    )
-    done = subprocess.run(
-        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "tables.tex"],
-        check=False,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stdout[-2000:]
-    assert (tmp_path / "tables.pdf").stat().st_size > 1024
+# --- the LaTeX document and its PDF ---------------------------------------------------------------------------
+def test_tables_document_inputs_every_table(results):
+    doc = (results / "tables" / "tables.tex").read_text()
+    inputs = re.findall(r"\\input\{(.*?)\}", doc)
+    assert sorted(inputs) == sorted(p.stem for p in (results / "tables").glob("*.tex") if p.stem != "tables")
+    assert inputs[:3] == list(TASKS)  # the paper's tables first
+    assert "\\usepackage{booktabs}" in doc and "\\usepackage{graphicx}" in doc
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex is not installed (.ci/run installs it)")
+def test_report_stage_builds_a_pdf_where_every_table_fits(results):
+    """The stage's own build: no LaTeX error, no line wider than 1 pt, no float taller than the page."""
+    assert (results / "tables" / "tables.pdf").stat().st_size > 1024
+    log = (results / "logs" / "tables.pdflatex.log").read_text(errors="replace")
+    assert "Output written on" in log and not re.search(r"^! ", log, re.M)
+    assert overflows(log) == []
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex is not installed (.ci/run installs it)")
+def test_paper_sized_tables_fit_the_page(tmp_path):
+    """Four models, every method with the published-alpha reruns, all 27 tasks: the widest and tallest tables."""
+    import pandas as pd
+
+    from harp.report.latex import build_pdf, document
+    from harp.report.tables import CATEGORIES, paper_table, write_tables
+
+    runs = [("main", m) for m in methods.METHODS] + [("published_alphas", m) for m in ("harp", "harp_flap")]
+    rows = [
+        dict(experiment=e, model=model, method=m, model_id=f"org/{model}", task=t.name, category=t.category)
+        for model in ("llama3_1_8b", "mistral_7b_v0_3", "qwen2_7b", "gemma2_9b")
+        for e, m in runs
+        for t in SUITE.values()
+    ]
+    frame = pd.DataFrame(rows).assign(kind="eval", score=0.5, limit=None, fixture=False, tiny_model=False)
+    frame = frame.assign(pruning_ratio=0.02, kv_cache_reduction=0.25, score=[i % 97 / 97 for i in range(len(frame))])
+    tables = [paper_table(frame, c) for c in CATEGORIES]
+    write_tables(tables, tmp_path)
+    (tmp_path / "tables.tex").write_text(document([t.name for t in tables]))
+    build_pdf(tmp_path / "tables.tex", tmp_path / "tables.log")
+    assert overflows((tmp_path / "tables.log").read_text(errors="replace")) == []
+    assert re.findall(r"Output written on .*\((\d+) pages?", (tmp_path / "tables.log").read_text()) == ["3"]
+
+
+FAKE_PDFLATEX = """#!/bin/sh
+for a in "$@"; do case $a in -output-directory=*) out=${a#-output-directory=};; esac; done
+printf '! Undefined control sequence.\\nl.3 \\\\oops\\n' > "$out/tables.log"
+exit 1
+"""
+
+
+def test_a_latex_error_is_one_sentence_and_keeps_the_previous_outputs(tmp_path, monkeypatch, capsys):
+    results = make_results(tmp_path)
+    run_stage("collect", results)
+    run_stage("report", results)
+    before = {p: p.read_bytes() for p in [results / "report.md", *sorted((results / "tables").iterdir())]}
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "pdflatex").write_text(FAKE_PDFLATEX)
+    (fake / "pdflatex").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}:{os.environ['PATH']}")
+    with pytest.raises(SystemExit) as exit_:
+        run_stage("report", results)
+    err = capsys.readouterr().err.strip()
+    assert exit_.value.code == 2 and "Traceback" not in err
+    assert "(Undefined control sequence.)" in err and str(results / "logs" / "tables.pdflatex.log") in err
+    assert {p: p.read_bytes() for p in before} == before  # nothing replaced
+    assert "oops" in (results / "logs" / "tables.pdflatex.log").read_text()
+
+
+def test_without_pdflatex_the_stage_says_so_and_writes_the_rest(tmp_path, monkeypatch, capsys):
+    results = make_results(tmp_path)
+    run_stage("collect", results)
+    monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
+    run_stage("report", results)
+    assert "pdflatex is not on the PATH" in capsys.readouterr().out
+    assert (results / "tables" / "tables.tex").exists() and not (results / "tables" / "tables.pdf").exists()
+    assert (results / "report.md").exists()

@@ -20,12 +20,13 @@ FILE_NAMES = (
     "plan.safetensors",
     "alphas.json",
     "search.csv",
-    "calibration.pt",
     "ppl.json",
     "speed.csv",
     "all_results.csv",
     "report.md",
     ".config.yaml",
+    "tables.tex",
+    "pdflatex.log",
 )
 DEMO_METHODS = ("dense", "harp", "mag_sp", "wanda_sp", "flap", "amp", "attn_drop", "harp_flap")
 
@@ -38,7 +39,8 @@ def test_the_layout():
     assert str(artifacts.plan(mdir)) == "results/ablations/no_rescale/tiny/flap/plan.json"
     assert str(artifacts.eval_result(mdir, "boolq")) == "results/ablations/no_rescale/tiny/flap/eval/boolq.json"
     assert str(artifacts.alphas(main, "tiny")) == "results/tiny/harp/alphas.json"
-    assert str(artifacts.calibration(main, "tiny")) == "results/tiny/calib/calibration.pt"
+    name = artifacts.calibration_name("corpus", 32, 128, 0)
+    assert str(artifacts.calibration(main, "tiny", name)) == "results/tiny/calib/corpus-32x128-seed0.pt"
     assert (
         str(artifacts.plan(artifacts.method_dir("{expdir}", "{model}", "{method}")))
         == "{expdir}/{model}/{method}/plan.json"
@@ -71,31 +73,23 @@ def test_every_method_config_names_a_method_of_the_table():
 
 def test_plans_of_every_demo_method_reapply_after_import_harp_alone(tmp_path):
     """Plans made with each method's planner, re-applied in a fresh process that imports `harp` only."""
-    from harp.config import MethodConfig
+    from harp.config import BudgetConfig
     from harp.pruning.budget import target_removed
     from harp.pruning.plan import PruneInputs, save_plan
 
     ids = torch.randint(0, 128, (8, 32), generator=torch.Generator().manual_seed(0))
-    alphas = {5: 0.0, 4: 0.3}
-    reference = None
-    for name in ("harp", *[m for m in DEMO_METHODS if m != "harp"]):
+    for name in DEMO_METHODS:
         model, method = random_model("llama"), methods.get(name)
-        settings = MethodConfig(
-            name=name,
-            mlp_ratio=0.05 if name == "harp_flap" else None,
-            target="attention+mlp" if name == "amp" else "attention",
-        )
+        budget = target_removed(model, BudgetConfig(), 2) if method.budgeted else None
         inputs = PruneInputs(
             model=model,
             source="random",
-            method=settings,
+            method=compose(f"method={name}").method,
             calibration=ids,
-            alphas=alphas,
-            target_removed=target_removed(model, None, reference) if method.budgeted else None,
+            alphas={5: 0.0, 4: 0.3},
+            target_removed=budget,
         )
-        plan = method.planner(inputs)
-        reference = plan if name == "harp" else reference
-        save_plan(plan, tmp_path / name)
+        save_plan(method.planner(inputs), tmp_path / name)
         with torch.no_grad():
             torch.save(model(ids[:2]).logits, tmp_path / name / "logits.pt")
     code = f"""

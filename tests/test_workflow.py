@@ -82,6 +82,15 @@ def test_experiment_alone_runs_only_that_ablation_under_its_own_directory():
     assert p.overrides("results/ablations/layers_2", "tiny").split()[-1] == "experiment=layers_2"
 
 
+def test_published_alphas_run_harp_and_harp_flap_with_the_authors_alphas():
+    p = pipeline(suite="paper", models=["qwen2_7b"], experiment="published_alphas")
+    assert set(p.variants) == {("published_alphas", "qwen2_7b", m) for m in ("harp", "harp_flap")}
+    cfg = p.variant("results/ablations/published_alphas", "qwen2_7b", "harp").cfg
+    assert cfg.fixed_alphas() == {27: 0.9, 26: 0.3, 25: 0.3, 24: 0.2}  # no search: conf/model/qwen2_7b.yaml's
+    assert "published_alphas" in WF["suites"]["paper"]["experiments"]
+    assert "published_alphas" not in WF["suites"]["demo"]["experiments"]  # the tiny model has none
+
+
 def test_paper_models_need_a_gpu_and_the_tiny_model_does_not():
     p = pipeline(suite="paper", experiments=[], methods=["dense"])
     assert p.resource("qwen2_7b", "gpu") == 1 and p.model_inputs("qwen2_7b") == []
@@ -100,6 +109,7 @@ def test_paper_models_need_a_gpu_and_the_tiny_model_does_not():
         ({"methods": ["flapp"]}, "Unknown method 'flapp'"),
         ({"experiments": ["no_rescaling"]}, "Did you mean 'no_rescale'?"),
         ({"experiment": "layers_12"}, "Cannot prune 12 layers of a 8-layer model"),
+        ({"experiment": "published_alphas"}, "Model tiny has no published alphas (conf/model/tiny.yaml)"),
         ({"suite": "papers"}, "Unknown suite 'papers'"),
         ({"models": []}, "selects nothing to run"),
         ({"overrides": ["+eval.tasks.nq_opn=5"]}, "Unknown evaluation task 'nq_opn'"),
@@ -120,7 +130,8 @@ def test_bad_workflow_config_is_one_sentence(config, message):
 def test_dry_run_lists_every_job_without_weights(tmp_path, suite):
     s = WF["suites"][suite]
     models, methods, experiments = len(s["models"]), len(s["methods"]), len(s["experiments"])
-    runs = models * (methods + experiments)  # each ablation reruns HARP alone
+    # each ablation reruns HARP alone, unless experiment_methods gives it its own methods
+    runs = models * (methods + sum(len(WF["experiment_methods"].get(e, ["harp"])) for e in s["experiments"]))
     proc = snakemake(tmp_path, "-n", "--cores", "2", "--quiet", "rules", "--config", f"suite={suite}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     counts = job_counts(proc.stdout + proc.stderr)

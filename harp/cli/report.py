@@ -1,7 +1,9 @@
 """Tables, figures and the report page from the collected results: `python -m harp.cli.report`.
 
-Reads the collected results (the collect stage) and writes LaTeX tables, figures (PDF and PNG) and the
-report page under `<results_dir>` (`harp.artifacts` names them).
+Reads the collected results (the collect stage) and writes LaTeX tables, the document that inputs them
+(and its PDF when pdflatex is on the PATH), figures (PDF and PNG) and the report page under `<results_dir>`
+(`harp.artifacts` names them). A LaTeX error stops the stage before anything is replaced, so the previous
+tables, figures and page stay as they were; pdflatex's log is kept under `<results_dir>/logs/`.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from harp.config import Config
 from harp.io import atomic_dir
 from harp.report.collect import load_results
 from harp.report.figures import write_figures
+from harp.report.latex import build_pdf, document, overflows
 from harp.report.page import render, write_page
 from harp.report.tables import build_tables, write_tables
 
@@ -23,8 +26,17 @@ def main(cfg: Config, tracker) -> None:
     results_dir = Path(cfg.results_dir)
     results = load_results(artifacts.all_results(results_dir))
     tables = build_tables(results)
+    log = artifacts.latex_log(results_dir)
     with atomic_dir(artifacts.tables_dir(results_dir)) as tmp:  # whole directories: no stale table survives a rerun
         write_tables(tables, tmp)
+        tex = artifacts.tables_document(tmp)
+        tex.write_text(document([t.name for t in tables]))
+        pdf = build_pdf(tex, log)
+    pdf_path = artifacts.tables_pdf(artifacts.tables_dir(results_dir))
+    if pdf is None:
+        print(f"pdflatex is not on the PATH: {pdf_path} skipped (its .tex needs the booktabs and graphicx packages)")
+    elif problems := overflows(log.read_text(errors="replace")):
+        print(f"warning: {pdf_path} has {len(problems)} overflow(s), e.g. {problems[0]}; see {log}")
     with atomic_dir(artifacts.figures_dir(results_dir)) as tmp:
         figures = [artifacts.figures_dir(results_dir) / p.name for p in write_figures(results, tmp)]
     t = cfg.tracking
@@ -34,7 +46,7 @@ def main(cfg: Config, tracker) -> None:
         import wandb
 
         tracker.log({f"figures/{p.stem}": wandb.Image(str(p)) for p in figures})
-    print(f"{len(tables)} tables, {len(figures)} figures -> {page}")
+    print(f"{len(tables)} tables{f' ({pdf_path})' if pdf else ''}, {len(figures)} figures -> {page}")
 
 
 if __name__ == "__main__":

@@ -13,21 +13,10 @@ from harp.config import Config
 from harp.data.calibration import load_calibration
 from harp.errors import HarpError
 from harp.io import atomic_path
-from harp.layers import from_last
 from harp.records import write_alphas
 from harp.search import search_alphas
 
 TRACE_COLUMNS = ["step", "layer", "alpha", "perplexity"]
-
-
-def fixed_alphas(cfg: Config, layers: list[int]) -> dict[int, float] | None:
-    """Alphas that need no search: no rescaling (all 1) or a given list (index 0 = last layer)."""
-    m = cfg.method
-    if not m.rescale:
-        return dict.fromkeys(layers, 1.0)
-    if m.alphas is not None:
-        return from_last(layers, m.alphas, "method.alphas")
-    return None
 
 
 @stage("search")
@@ -37,7 +26,7 @@ def main(cfg: Config, tracker) -> None:
     m = cfg.method
     layers = cfg.pruned_layers()
     out = artifacts.alphas(cfg.experiment_dir, cfg.model.name)
-    alphas = fixed_alphas(cfg, layers)
+    alphas = cfg.fixed_alphas()
     summary = {
         "layers": layers,
         "order": m.search.order,

@@ -78,11 +78,9 @@ def pruning(cfg: Config):
     if cfg.method.name == "dense":
         return None, "dense (nothing pruned)"
     if cfg.method.name == "harp":
-        m, layers = cfg.method, cfg.pruned_layers()
-        alphas = dict.fromkeys(layers, 1.0) if not m.rescale else None
-        given = m.alphas if m.alphas is not None else cfg.model.published_alphas
-        if alphas is None and given is not None:
-            alphas = from_last(layers, given, "method.alphas" if m.alphas is not None else "published alphas")
+        alphas = cfg.fixed_alphas()  # no rescaling, or given alphas; else the published ones, when there are
+        if alphas is None and cfg.model.published_alphas is not None:
+            alphas = from_last(cfg.pruned_layers(), cfg.model.published_alphas, "published alphas")
         if alphas is not None:
             return (lambda model: apply_harp(model, alphas)), f"alphas {alphas} (no {plan_path})"
     raise HarpError(f"{plan_path} does not exist; run the prune stage for method={cfg.method.name} first.")

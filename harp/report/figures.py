@@ -13,11 +13,13 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from harp import methods
 from harp.artifacts import MAIN
 from harp.io import atomic_path
-from harp.report.tables import CATEGORIES, bool_column, flags
+from harp.report.tables import CATEGORIES, bool_column, category_means, flags, method_order
 
 NO_RESCALE = "no_rescale"  # the ablation experiment that fixes alpha = 1
+FIG1_MODEL = "llama3_1_8b"  # the paper's Figure 1 (left) model
 
 
 def _panels(n: int, width: float = 4.2, height: float = 3.2, cols: int | None = None) -> tuple[Figure, list]:
@@ -43,6 +45,33 @@ def _task_order(rows: pd.DataFrame, tasks) -> list[str]:
     category = rows.drop_duplicates("task").set_index("task")["category"]
     rank = {c: i for i, c in enumerate(CATEGORIES)}
     return sorted(tasks, key=lambda t: (rank.get(category.get(t), len(rank)), t))
+
+
+def figure1_model(models) -> str:
+    """Figure 1 (left)'s model: Llama-3.1-8B as in the paper when it was run, else the first model by name (the
+    demo's only one)."""
+    return FIG1_MODEL if FIG1_MODEL in set(models) else sorted(set(models))[0]
+
+
+def methods_by_category(results: pd.DataFrame) -> Figure | None:
+    """Figure 1 (left): the methods compared on one model, the average score of each task category."""
+    ev = results[(results.kind == "eval") & (results.experiment == MAIN)]
+    if ev.empty:
+        return None
+    model = figure1_model(ev.model)
+    ev = ev[ev.model == model]
+    means = category_means(ev, "method").reindex(method_order(ev.method))
+    fig = Figure(figsize=(max(4.2, 1.1 + 0.35 * means.size), 3.4), layout="constrained")
+    ax = fig.subplots()
+    x = np.arange(len(means.columns))
+    width = 0.8 / len(means)
+    for i, (method, row) in enumerate(means.iterrows()):
+        ax.bar(x - 0.4 + (i + 0.5) * width, row.to_numpy(), width, label=methods.label(method))
+    ax.set_xticks(x, list(means.columns))
+    ax.set_ylabel("average score (x100)")
+    _title(ax, model, ev, ": methods per task category")
+    fig.legend(fontsize=7, ncols=min(4, len(means)), loc="outside lower center")
+    return fig
 
 
 def rescaling(results: pd.DataFrame) -> Figure | None:
@@ -147,6 +176,7 @@ def search_trace(results: pd.DataFrame) -> Figure | None:
 
 
 FIGURES: dict[str, Callable[[pd.DataFrame], Figure | None]] = {
+    "fig1_methods": methods_by_category,
     "fig1_rescaling": rescaling,
     "fig2_alphas": alphas,
     "fig3_speed": speed,

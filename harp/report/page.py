@@ -125,9 +125,16 @@ def render(
     ]
     lines += [f"- libraries (evaluation): {v}" for v in _eval_versions(results)] + [""]
     lines += ["## Tables", ""]
-    tables_dir = artifacts.tables_dir(out_dir).relative_to(out_dir)
+    tables_dir = artifacts.tables_dir(out_dir)
+    doc, pdf = artifacts.tables_document(tables_dir), artifacts.tables_pdf(tables_dir)
+    lines += [
+        f"Every table in one LaTeX document: [{doc.relative_to(out_dir)}]({doc.relative_to(out_dir)})"
+        + (f", compiled: [{pdf.relative_to(out_dir)}]({pdf.relative_to(out_dir)})" if pdf.exists() else "")
+        + ". The first tables have the paper's layout (one per task category); the others are extras.",
+        "",
+    ]
     for table in tables:
-        tex = tables_dir / f"{table.name}.tex"
+        tex = artifacts.table_file(tables_dir, table.name).relative_to(out_dir)
         lines += [f"### {table.name}", "", to_markdown(table), "", f"LaTeX: [{tex}]({tex})", ""]
     lines += ["## Figures", ""]
     for png in figures:

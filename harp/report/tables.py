@@ -1,8 +1,11 @@
 """The paper's tables from the collected results: pandas frames rendered as booktabs LaTeX and as markdown.
 
-A `Table` holds numbers already scaled and rounded, so the LaTeX file, the markdown of the report page and
-the tests all see the same values; the best value per column is bolded in both renderings.
-Each .tex file is a `table` float that a paper can `\\input` (needs `\\usepackage{booktabs}`).
+The paper's layout is one table per task category (generation, discriminative, LongBench) with the models
+as row blocks and the methods as rows inside each block; per-model tables, the ablations, perplexity and
+the alphas are extras. A `Table` holds numbers already scaled and rounded, so the LaTeX file, the markdown
+of the report page and the tests all see the same values; the best pruned value per column and model block
+is bolded in both renderings. Each .tex file is a `table` float that a paper can `\\input` (needs
+`\\usepackage{booktabs}` and `\\usepackage{graphicx}`: a table wider than the text is scaled down to it).
 """
 
 from __future__ import annotations
@@ -12,16 +15,52 @@ from pathlib import Path
 
 import pandas as pd
 
-from harp import methods
+from harp import artifacts, methods
 from harp.artifacts import MAIN
+from harp.eval.tasks import LONGBENCH_NAMES, LONGBENCH_TASKS, SUITE
 from harp.io import atomic_path
 
 DENSE = methods.label("dense")
+PUBLISHED = "published_alphas"  # conf/experiment/published_alphas.yaml: HARP with the authors' alphas, no search
 CATEGORIES = {"generation": "Generation", "discriminative": "Discriminative", "longbench": "LongBench"}
+PRUNED, KV = "Pruned (%)", "KV cache (-%)"
+# Column names as in the paper's tables; LongBench's are the LongBench paper's own abbreviations.
+_LONGBENCH_SHORT = {
+    "narrativeqa": "NrtvQA",
+    "qasper": "Qasper",
+    "multifieldqa_en": "MF-en",
+    "hotpotqa": "HotpotQA",
+    "2wikimqa": "2WikiMQA",
+    "musique": "Musique",
+    "gov_report": "GovReport",
+    "qmsum": "QMSum",
+    "multi_news": "MultiNews",
+    "trec": "TREC",
+    "triviaqa": "TriviaQA",
+    "samsum": "SAMSum",
+    "passage_count": "PCount",
+    "passage_retrieval_en": "PRe",
+    "lcc": "Lcc",
+    "repobench-p": "RB-P",
+}
+SHORT_NAMES = {
+    "nq_open": "NQ",
+    "triviaqa": "TQA",
+    "gsm8k": "GSM8K",
+    "leaderboard_math_hard": "MATH",
+    "bbh_cot_fewshot": "BBH",
+    "winogrande": "WinoG",
+    "arc_challenge": "ARC-c",
+    "boolq": "BoolQ",
+    "openbookqa": "OBQA",
+    "piqa": "PIQA",
+    "mmlu": "MMLU",
+} | {task.name: _LONGBENCH_SHORT[name] for name, task in zip(LONGBENCH_NAMES, LONGBENCH_TASKS)}
 SCORE_NOTE = (
-    "Scores are the primary lm-eval metric multiplied by 100 and rounded to one decimal; the best pruned "
-    "model per column is in bold (Dense is the unpruned reference)."
+    "Scores are the primary lm-eval metric multiplied by 100 and rounded to one decimal; in each column the best "
+    "pruned model is in bold where the pruned models differ (Dense is the unpruned reference)."
 )
+BUDGET_NOTE = "Pruned: share of decoder linear weights removed; KV cache: KV-cache reduction (both %)."
 LATEX_SPECIALS = {
     "\\": r"\textbackslash{}",
     "&": r"\&",
@@ -33,7 +72,14 @@ LATEX_SPECIALS = {
     "}": r"\}",
     "~": r"\textasciitilde{}",
     "^": r"\textasciicircum{}",
+    "α": r"$\alpha$",
 }
+# Scale a table down to the text width (never up), then down to 90% of the text height: every table fits a page.
+FIT_OPEN = (
+    r"\resizebox*{!}{\ifdim\totalheight>0.9\textheight 0.9\textheight\else\totalheight\fi}{%" + "\n"
+    r"\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{%"
+)
+FIT_CLOSE = "}}"
 
 
 @dataclass
@@ -45,6 +91,7 @@ class Table:
     precision: int = 1  # decimals of the numeric columns
     digits: dict[str, int] = field(default_factory=dict)  # per-column exceptions
     reference: list[int] = field(default_factory=list)  # rows never bolded (Dense: the unpruned reference)
+    blocks: list[tuple[str, list[int]]] = field(default_factory=list)  # (title, rows); none: one untitled block
 
     def decimals(self, column: str) -> int:
         return self.digits.get(column, self.precision)
@@ -57,17 +104,43 @@ class Table:
     def contenders(self) -> list[int]:
         return [i for i in self.frame.index if i not in self.reference]
 
-    def best_value(self, column: str) -> float | None:
-        """The value bolded in `column`: max or min over the non-reference rows (ties all bolded)."""
+    def groups(self) -> list[tuple[str, list[int]]]:
+        return self.blocks or [("", list(self.frame.index))]
+
+    def best_value(self, column: str, rows: list[int]) -> float | None:
+        """The value bolded in `column` among `rows` (one block): max or min over the non-reference rows, all ties
+        bolded; None when those rows do not differ (bolding every row, or a lone row, says nothing)."""
         how = self.best.get(column)
-        values = self.frame.loc[self.contenders, column]
-        return None if how is None or values.isna().all() else (values.max() if how == "max" else values.min())
+        values = self.frame.loc[[i for i in rows if i not in self.reference], column].dropna()
+        if how is None or values.nunique() < 2:
+            return None
+        return values.max() if how == "max" else values.min()
 
 
 def method_order(names) -> list[str]:
     """Known methods in the order of `harp.methods`, then any others alphabetically."""
     known = list(methods.METHODS)
     return sorted(set(names), key=lambda m: (known.index(m) if m in known else len(known), m))
+
+
+def task_order(tasks) -> list[str]:
+    """Tasks in the paper's order (the suite's, `harp.eval.tasks`), then any others alphabetically."""
+    known = list(SUITE)
+    return sorted(set(tasks), key=lambda t: (known.index(t) if t in known else len(known), t))
+
+
+def short_name(task: str) -> str:
+    return SHORT_NAMES.get(task, task)
+
+
+def run_label(experiment: str, method: str) -> str:
+    """A row's label: the method's for the main run, marked for the published-alpha rerun, else the ablation's."""
+    label = methods.label(method)
+    if experiment == MAIN:
+        return label
+    if experiment == PUBLISHED:
+        return f"{label}, published α"
+    return experiment if method == "harp" else f"{experiment} ({label})"
 
 
 def latex_escape(text: str) -> str:
@@ -118,37 +191,114 @@ def flags(rows: pd.DataFrame) -> list[str]:
     return out + (["tiny model"] if bool_column(rows, "tiny_model").any() else [])
 
 
+def legend(rows: pd.DataFrame) -> str:
+    """What the row labels of the HARP variants mean, for the variants that `rows` has."""
+    notes = []
+    if "harp_flap" in set(rows.method):
+        notes.append(
+            f"{methods.label('harp_flap')}: HARP, then FLAP MLP-channel pruning up to the paper's budget (L/N of "
+            f"the attention weights), the paper's HARP row; {methods.label('harp')} prunes attention only."
+        )
+    if PUBLISHED in set(rows.experiment):
+        notes.append(
+            "Rows marked published α rerun the method with the authors' published alphas instead of the searched "
+            "ones: their gap to the searched row is the search's doing, their gap to the paper the evaluation's."
+        )
+    return " ".join(notes)
+
+
+def category_means(evals: pd.DataFrame, by: str) -> pd.DataFrame:
+    """Mean score x 100 of each task category (columns, in table order) for each value of `by` (rows); a run
+    that lacks one of the category's tasks gets no mean."""
+    scores = evals.pivot(index=by, columns="task", values="score")
+    out = pd.DataFrame(index=scores.index)
+    for category in [c for c in CATEGORIES if c in set(evals.category)]:
+        tasks = sorted(set(evals.task[evals.category == category]))
+        out[CATEGORIES[category]] = (scores[tasks].mean(axis=1, skipna=False) * 100).round(1)
+    return out
+
+
 def _dense_rows(frame: pd.DataFrame, label: str) -> list[int]:
     return list(frame.index[frame[label] == DENSE])
 
 
-def score_table(results: pd.DataFrame, model: str, category: str) -> Table | None:
-    """Methods x tasks of one model and task category, with the average and the pruning/KV-cache reductions."""
-    rows = results[
-        (results.kind == "eval")
-        & (results.experiment == MAIN)
-        & (results.model == model)
-        & (results.category == category)
+def _score_rows(results: pd.DataFrame, category: str) -> pd.DataFrame:
+    """Evaluation rows of a task category: the main run and its published-alpha rerun."""
+    return results[
+        (results.kind == "eval") & results.experiment.isin([MAIN, PUBLISHED]) & (results.category == category)
     ]
+
+
+def _with_runs(rows: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """`rows` with a `run` column (the row label) and the labels in table order: the methods in table order,
+    each searched run followed by its published-alpha rerun."""
+    rank = method_order(rows.method)
+    runs = sorted(set(zip(rows.method, rows.experiment)), key=lambda r: (rank.index(r[0]), r[1] != MAIN, r[1]))
+    labelled = rows.assign(run=[run_label(e, m) for e, m in zip(rows.experiment, rows.method)])
+    return labelled, [run_label(e, m) for m, e in runs]
+
+
+def _model_block(rows: pd.DataFrame, tasks: list[str]) -> pd.DataFrame:
+    """One model's rows of a score table: Method, `tasks` (short names), Avg, Pruned and KV cache."""
+    rows, order = _with_runs(rows)
+    scores = rows.pivot(index="run", columns="task", values="score").reindex(index=order, columns=tasks)
+    frame = (scores * 100).round(1)
+    frame["Avg"] = (scores.mean(axis=1, skipna=False) * 100).round(1)
+    budget = rows.groupby("run")[["pruning_ratio", "kv_cache_reduction"]].first().reindex(order)
+    frame[PRUNED] = (budget["pruning_ratio"] * 100).round(1)
+    frame[KV] = (budget["kv_cache_reduction"] * 100).round(1)
+    frame = frame.rename(columns=short_name)
+    frame.insert(0, "Method", order)
+    return frame.reset_index(drop=True)
+
+
+def _score_caption(what: str, rows: pd.DataFrame) -> str:
+    return (
+        f"{what} {SCORE_NOTE} Avg is the mean over the tasks shown. {BUDGET_NOTE} {legend(rows)} {caveats(rows)}"
+    ).strip()
+
+
+def paper_table(results: pd.DataFrame, category: str) -> Table | None:
+    """The paper's table of a task category: one block per model, the methods as rows inside each block."""
+    rows = _score_rows(results, category)
     if rows.empty:
         return None
-    scores = rows.pivot(index="method", columns="task", values="score").sort_index(axis=1)
-    scores = scores.loc[method_order(scores.index)]
-    budget = rows.groupby("method")[["pruning_ratio", "kv_cache_reduction"]].first()
-    frame = (scores * 100).round(1)
-    frame.columns = [c.removeprefix("longbench_") if category == "longbench" else c for c in frame.columns]
-    frame["Avg"] = (scores.mean(axis=1, skipna=False) * 100).round(1)
-    best = dict.fromkeys(frame.columns, "max")
-    frame["Pruned (%)"] = (budget["pruning_ratio"] * 100).round(1)
-    frame["KV cache (-%)"] = (budget["kv_cache_reduction"] * 100).round(1)
-    frame.insert(0, "Method", [methods.label(m) for m in frame.index])
-    caption = (
-        f"{model_label(rows, model)}: {CATEGORIES.get(category, category)} tasks. {SCORE_NOTE} Avg is the mean over "
-        f"the tasks shown. Pruned: share of decoder linear weights removed; KV cache: KV-cache reduction "
-        f"(both %). {caveats(rows)}"
+    tasks = task_order(rows.task)
+    blocks, frames, start = [], [], 0
+    for model, mine in rows.groupby("model", sort=True):
+        frame = _model_block(mine, tasks)
+        frames.append(frame)
+        blocks.append((model_label(mine, model), list(range(start, start + len(frame)))))
+        start += len(frame)
+    frame = pd.concat(frames, ignore_index=True)
+    scored = [c for c in frame.columns if c not in ("Method", PRUNED, KV)]
+    what = f"{CATEGORIES.get(category, category)} tasks, one block of rows per model."
+    return Table(
+        category,
+        _score_caption(what, rows),
+        frame,
+        dict.fromkeys(scored, "max"),
+        reference=_dense_rows(frame, "Method"),
+        blocks=blocks,
     )
-    frame = frame.reset_index(drop=True)
-    return Table(f"{model}_{category}", caption.strip(), frame, best, reference=_dense_rows(frame, "Method"))
+
+
+def score_table(results: pd.DataFrame, model: str, category: str) -> Table | None:
+    """Methods x tasks of one model and task category (an extra beside the paper's table of the category)."""
+    rows = _score_rows(results, category)
+    rows = rows[rows.model == model]
+    if rows.empty:
+        return None
+    frame = _model_block(rows, task_order(rows.task))
+    scored = [c for c in frame.columns if c not in ("Method", PRUNED, KV)]
+    what = f"{model_label(rows, model)}: {CATEGORIES.get(category, category)} tasks."
+    return Table(
+        f"{model}_{category}",
+        _score_caption(what, rows),
+        frame,
+        dict.fromkeys(scored, "max"),
+        reference=_dense_rows(frame, "Method"),
+    )
 
 
 def ablation_table(results: pd.DataFrame, model: str) -> Table | None:
@@ -163,33 +313,25 @@ def ablation_table(results: pd.DataFrame, model: str) -> Table | None:
         mine[["experiment", "method"]].drop_duplicates().itertuples(index=False),
         key=lambda r: (r.experiment != MAIN, r.experiment, rank.index(r.method)),
     )
-    labels = {
-        (e, m): methods.label(m) if e == MAIN else (e if m == "harp" else f"{e} ({methods.label(m)})")
-        for e, m in main_first
-    }
-    mine = mine.assign(row=[labels[(e, m)] for e, m in zip(mine.experiment, mine.method)])
-    order = [labels[k] for k in main_first]
+    order = [run_label(e, m) for e, m in main_first]
+    mine = mine.assign(row=[run_label(e, m) for e, m in zip(mine.experiment, mine.method)])
     evals = mine[mine.kind == "eval"]
+    frame = category_means(evals, "row").reindex(order)
     scores = evals.pivot(index="row", columns="task", values="score").reindex(order)
-    frame = pd.DataFrame(index=order)
-    for category in [c for c in CATEGORIES if c in set(evals.category)]:
-        tasks = sorted(set(evals.task[evals.category == category]))
-        frame[CATEGORIES[category]] = (scores[tasks].mean(axis=1, skipna=False) * 100).round(1)
     frame["Avg"] = (scores.mean(axis=1, skipna=False) * 100).round(1)
     best = dict.fromkeys(frame.columns, "max")
     ppl = mine[mine.kind == "perplexity"].set_index("row")["score"]
     frame["PPL"] = ppl.reindex(order).round(2)
     best["PPL"] = "min"
     budget = mine.groupby("row")[["pruning_ratio", "kv_cache_reduction"]].first().reindex(order)
-    frame["Pruned (%)"] = (budget["pruning_ratio"] * 100).round(1)
-    frame["KV cache (-%)"] = (budget["kv_cache_reduction"] * 100).round(1)
+    frame[PRUNED] = (budget["pruning_ratio"] * 100).round(1)
+    frame[KV] = (budget["kv_cache_reduction"] * 100).round(1)
     frame.insert(0, "Run", order)
     caption = (
         f"{model_label(mine, model)}: ablations of HARP (one row per experiment under results/ablations/). "
         f"Category columns average the tasks of that category and Avg all tasks, each multiplied by 100 and rounded "
-        f"to one decimal; PPL is held-out perplexity rounded to two decimals. Best pruned run per column in bold. "
-        f"Pruned: share of decoder linear weights removed; KV cache: KV-cache reduction (both %). "
-        f"{caveats(mine)}"
+        f"to one decimal; PPL is held-out perplexity rounded to two decimals. Best pruned run per column in bold "
+        f"where the runs differ. {BUDGET_NOTE} {legend(mine)} {caveats(mine)}"
     )
     frame = frame.reset_index(drop=True)
     return Table(
@@ -198,18 +340,20 @@ def ablation_table(results: pd.DataFrame, model: str) -> Table | None:
 
 
 def perplexity_table(results: pd.DataFrame) -> Table | None:
-    """Held-out perplexity of every method (rows) and model (columns) of the main run."""
-    rows = results[(results.kind == "perplexity") & (results.experiment == MAIN)]
+    """Held-out perplexity of every method (rows; with its published-alpha rerun) and model (columns)."""
+    rows = results[(results.kind == "perplexity") & results.experiment.isin([MAIN, PUBLISHED])]
     if rows.empty:
         return None
-    ppl = rows.pivot(index="method", columns="model", values="score").sort_index(axis=1)
-    frame = ppl.loc[method_order(ppl.index)].round(2)
-    frame.insert(0, "Method", [methods.label(m) for m in frame.index])
+    rows, order = _with_runs(rows)
+    ppl = rows.pivot(index="run", columns="model", values="score").sort_index(axis=1)
+    frame = ppl.reindex(order).round(2)
+    frame.insert(0, "Method", order)
     frame = frame.reset_index(drop=True)
     sources = ", ".join(f"{m}: {s}" for m, s in sorted(set(zip(rows.model, rows.task))))
     caption = (
         f"Held-out perplexity (lower is better; text source per model: {sources}), rounded to two decimals; "
-        f"the best pruned model per column is in bold (Dense is the unpruned reference). {caveats(rows)}"
+        f"the best pruned model per column is in bold where they differ (Dense is the unpruned reference). "
+        f"{legend(rows)} {caveats(rows)}"
     )
     return Table(
         "perplexity",
@@ -248,50 +392,79 @@ def alpha_table(results: pd.DataFrame) -> Table | None:
 
 
 def build_tables(results: pd.DataFrame) -> list[Table]:
+    """The paper's tables (one per task category) first, then the extras."""
     models = sorted(set(results.model.dropna()))
-    tables = [score_table(results, m, c) for m in models for c in CATEGORIES]
+    tables = [paper_table(results, c) for c in CATEGORIES]
+    tables += [score_table(results, m, c) for m in models for c in CATEGORIES]
     tables += [ablation_table(results, m) for m in models] + [perplexity_table(results), alpha_table(results)]
     return [t for t in tables if t is not None]
 
 
+def _cells(table: Table, escape, bold) -> pd.DataFrame:
+    """Every cell as text: numbers with the column's decimals (`--` when missing) and `bold` on the best value of
+    each block, text through `escape`."""
+    out = pd.DataFrame(index=table.frame.index)
+    for column in table.frame.columns:
+        values = table.frame[column]
+        if column not in table.numeric:
+            out[column] = [escape(v) for v in values]
+            continue
+        text = str if pd.api.types.is_integer_dtype(values) else f"{{:.{table.decimals(column)}f}}".format
+        out[column] = ["--" if pd.isna(v) else text(v) for v in values]
+        for _, rows in table.groups():
+            best = table.best_value(column, rows)
+            for i in rows:
+                if best is not None and i in table.contenders and values[i] == best:
+                    out.loc[i, column] = bold(out.loc[i, column])
+    return out
+
+
 def to_latex(table: Table) -> str:
-    """booktabs `table` float; numbers with the table's precision, best per column bold, `--` for missing."""
-    frame = table.frame
-    numeric = table.numeric
-    text = [c for c in frame.columns if c not in numeric]
-    styler = frame.style.hide(axis="index").format_index(escape="latex", axis=1).format(escape="latex", subset=text)
-    for column in numeric:
-        styler = styler.format(precision=table.decimals(column), na_rep="--", subset=[column])
-    for column, how in table.best.items():
-        pick = styler.highlight_max if how == "max" else styler.highlight_min
-        styler = pick(subset=(table.contenders, [column]), props="textbf:--rwrap;")
-    return styler.to_latex(
-        hrules=True,
-        caption=latex_escape(table.caption),
-        label=f"tab:{table.name}",
-        position_float="centering",
-        column_format="l" * len(text) + "r" * len(numeric),
+    """booktabs `table` float, scaled down to fit the page; a titled block opens with its title, rules between."""
+    cells = _cells(table, latex_escape, lambda s: f"\\textbf{{{s}}}")
+    columns = list(table.frame.columns)
+    body = []
+    for n, (title, rows) in enumerate(table.groups()):
+        body += ["\\midrule"] if n else []
+        if title:
+            body.append(f"\\multicolumn{{{len(columns)}}}{{l}}{{\\textit{{{latex_escape(title)}}}}} \\\\")
+        body += [" & ".join(cells.loc[i]) + " \\\\" for i in rows]
+    spec = "".join("r" if c in table.numeric else "l" for c in columns)
+    return "\n".join(
+        [
+            "\\begin{table}[htbp]",
+            "\\centering",
+            f"\\caption{{{latex_escape(table.caption)}}}",
+            f"\\label{{tab:{table.name}}}",
+            FIT_OPEN,
+            f"\\begin{{tabular}}{{{spec}}}",
+            "\\toprule",
+            " & ".join(latex_escape(c) for c in columns) + " \\\\",
+            "\\midrule",
+            *body,
+            "\\bottomrule",
+            "\\end{tabular}" + FIT_CLOSE,
+            "\\end{table}",
+            "",
+        ]
     )
 
 
 def to_markdown(table: Table) -> str:
-    """The same table for the report page: same rounding, best in **bold**."""
-    out = table.frame.copy().astype(object)
-    for column in table.numeric:
-        values = table.frame[column]
-        target = table.best_value(column)
-        text = str if pd.api.types.is_integer_dtype(values) else f"{{:.{table.decimals(column)}f}}".format
-        out[column] = [
-            "--" if pd.isna(v) else (f"**{text(v)}**" if v == target and i in table.contenders else text(v))
-            for i, v in values.items()
-        ]
-    return f"{out.to_markdown(index=False, disable_numparse=True)}\n\n*{table.caption}*"
+    """The same table for the report page: same rounding, best in **bold**, a block's title on a row of its own."""
+    cells = _cells(table, str, lambda s: f"**{s}**")
+    lines = []
+    for title, rows in table.groups():
+        lines += [[f"*{title}*"] + [""] * (len(cells.columns) - 1)] if title else []
+        lines += cells.loc[rows].values.tolist()
+    shown = pd.DataFrame(lines, columns=cells.columns)
+    return f"{shown.to_markdown(index=False, disable_numparse=True)}\n\n*{table.caption}*"
 
 
 def write_tables(tables: list[Table], out_dir: str | Path) -> list[Path]:
     paths = []
     for table in tables:
-        path = Path(out_dir) / f"{table.name}.tex"
+        path = artifacts.table_file(out_dir, table.name)
         with atomic_path(path) as tmp:
             tmp.write_text(to_latex(table))
         paths.append(path)
