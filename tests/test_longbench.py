@@ -206,6 +206,23 @@ def test_windowed_lm_encodes_the_cut_prompt_whole():
     assert ids[0].tolist() == tokenizer("w0 w1 w2 w3w95 w96 w97 w98 w99")["input_ids"]
 
 
+def test_real_data_path_runs_through_the_driver(tmp_path):
+    """evaluate_tasks on LongBench-format files (not fixtures): our definitions, samsum's newline stop, scores."""
+    from harp.eval.lm_eval_driver import evaluate_tasks
+    from tests.helpers import random_model
+
+    names = ["trec", "samsum", "lcc"]
+    for name in names:
+        (tmp_path / f"{name}.jsonl").write_text(json.dumps(_row(name)) + "\n")
+    model, tokenizer = random_model("llama", vocab_size=204), _bos_tokenizer()
+    tasks = {f"longbench_{n}": 0 for n in names}
+    results = dict(
+        evaluate_tasks(model, tokenizer, tasks, window=64, longbench_window=16, max_gen_toks=4, longbench_data=tmp_path)
+    )
+    for task, r in results.items():
+        assert r["task_versions"] == {task: 1.0} and r["n_samples"] == 1 and 0 <= r["score"] <= 1, task
+
+
 def test_definitions_leave_lm_eval_s_tags_alone_and_ship_as_package_data():
     """No tag or group in our YAMLs (an include path's tag entry would replace lm-eval's `longbench_*` ones), the
     template's default data folder is DEFAULT_DATA, and every file beside the module is declared package data."""
@@ -229,5 +246,12 @@ def test_definitions_leave_lm_eval_s_tags_alone_and_ship_as_package_data():
 
 
 def test_missing_data_is_one_sentence(tmp_path):
+    """Checked by the evaluate stage before anything loads (here: not even a pruning plan exists)."""
+    from tests.helpers import run_stage
+
     with pytest.raises(HarpError, match=r"data files lcc.jsonl, trec.jsonl are not in .*data.zip"):
         longbench.check_data(tmp_path, ["longbench_lcc", "longbench_trec"])
+    select = "eval.select=[longbench_trec,piqa]"
+    proc = run_stage("evaluate", tmp_path, "eval=paper", select, f"eval.longbench_data={tmp_path}", "tracking=disabled")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"LongBench's data files trec.jsonl are not in {tmp_path}" in proc.stderr
