@@ -97,6 +97,17 @@ class PerplexityConfig:
 
 
 @dataclass
+class LmEvalSeeds:
+    """`lm_eval.simple_evaluate`'s seeds, by its argument names. The defaults are lm-eval's own, which the
+    release ran with (it passed none): few-shot examples are drawn with 1234."""
+
+    random_seed: int = 0
+    numpy_random_seed: int = 1234
+    torch_random_seed: int = 1234
+    fewshot_random_seed: int = 1234
+
+
+@dataclass
 class EvalConfig:
     suite: str = "demo"
     tasks: dict[str, int] = field(default_factory=dict)  # lm-eval task -> few-shot count
@@ -107,6 +118,9 @@ class EvalConfig:
     batch_size: str = "1"  # an integer, or "auto" on GPU
     longbench_max_length: int = "${model.max_length}"  # type: ignore[assignment]  # middle-truncation window
     max_gen_toks: Optional[int] = None  # cap on generated tokens per task (null = each task's own)
+    # folder of LongBench's raw <name>.jsonl (THUDM/LongBench data.zip, unzipped); null: data/longbench
+    longbench_data: Optional[str] = None
+    seeds: LmEvalSeeds = field(default_factory=LmEvalSeeds)
     cache: bool = True  # lm-eval's response cache: an interrupted evaluation resumes
     perplexity: PerplexityConfig = field(default_factory=PerplexityConfig)
 

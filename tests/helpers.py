@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import torch
@@ -45,3 +48,10 @@ def compose(*overrides: str):
     from harp.workflow import compose as compose_config
 
     return compose_config(ROOT / "conf", list(overrides))
+
+
+def run_stage(stage: str, results: Path, *overrides: str) -> subprocess.CompletedProcess:
+    """`python -m harp.cli.<stage>` in a subprocess, writing under `results`."""
+    cmd = [sys.executable, "-m", f"harp.cli.{stage}", f"results_dir={results}", "progress=false", *overrides]
+    env = os.environ | {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)

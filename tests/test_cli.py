@@ -3,21 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def run_stage(stage: str, results: Path, *overrides: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", f"harp.cli.{stage}", f"results_dir={results}", "progress=false", *overrides]
-    env = os.environ | {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+from tests.helpers import run_stage
 
 
 @pytest.fixture(scope="module")

@@ -28,7 +28,10 @@ CONTRACT = {
     "fixture",
     "tiny_model",
     "plan_hash",
+    "seeds",
     "versions",
+    "task_versions",
+    "alternative_metric",
     "experiment",
 }
 
@@ -100,17 +103,18 @@ def test_all_27_tasks_score_in_range(tiny, fixtures_root):
         assert 0.0 <= r["score"] <= 1.0, (name, r)
         assert r["n_samples"] >= 8 and r["primary_metric"] in r["metrics"], name
     assert results["winogrande"]["num_fewshot"] == 2 and results["longbench_trec"]["num_fewshot"] == 0
+    assert results["longbench_samsum"]["task_versions"] == {"longbench_samsum": 1.0}  # our definition, not lm-eval's
+    assert 0 <= results["gsm8k"]["alternative_score"] <= 1 and results["piqa"]["alternative_metric"] == "acc,none"
 
 
 def test_middle_truncation_keeps_both_ends(tiny):
-    from harp.eval.lm_eval_driver import WindowedHFLM
+    from harp.eval.longbench import truncate_middle
 
-    model, tokenizer = tiny
-    lm = WindowedHFLM(pretrained=model, tokenizer=tokenizer, window=64)
+    _, tokenizer = tiny
     text = "BEGIN " + " ".join(f"w{i}" for i in range(400)) + " END"
-    cut = lm._truncate_middle(text, 32)
+    cut = truncate_middle(tokenizer, text, 32)
     assert cut.startswith("BEGIN") and cut.endswith("END") and len(tokenizer(cut)["input_ids"]) <= 34
-    assert lm._truncate_middle("short text", 32) == "short text"
+    assert truncate_middle(tokenizer, "short text", 32) == "short text"
 
 
 def _stage(module: str, *overrides: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -155,6 +159,7 @@ def test_harp_plan_evaluates_and_writes_contract(tiny_model_dir, tmp_path):
         assert data["fixture"] is True and data["tiny_model"] is True and data["limit"] is None
         assert data["method"] == "harp" and data["num_fewshot"] == 5 and 0 <= data["score"] <= 1
         assert len(data["plan_hash"]) == 16 and data["versions"]["lm_eval"]
+        assert data["seeds"]["fewshot_random_seed"] == 1234 and data["task_versions"][task] is not None
     assert (run / "tiny" / "harp" / "eval" / "evaluate.config.yaml").exists()
 
 
@@ -164,6 +169,12 @@ def test_missing_real_dataset_offline_is_one_sentence(tiny, fixtures_root, tmp_p
     model, tokenizer = tiny
     with pytest.raises(HarpError, match="real dataset of task piqa"):
         next(evaluate_tasks(model, tokenizer, {"piqa": 0}, window=256, longbench_window=256))
+    with pytest.raises(HarpError, match="LongBench's data files trec.jsonl are not in"):
+        next(
+            evaluate_tasks(
+                model, tokenizer, {"longbench_trec": 0}, window=256, longbench_window=256, longbench_data=tmp_path
+            )
+        )
     with pytest.raises(HarpError, match="No offline fixtures"):
         next(evaluate_tasks(model, tokenizer, {"piqa": 0}, window=256, longbench_window=256, fixtures_root=tmp_path))
     with pytest.raises(HarpError, match="Unknown evaluation task"):

@@ -7,6 +7,7 @@ run keeps the finished tasks, and lm-eval's response cache resumes the interrupt
 from __future__ import annotations
 
 import platform
+from dataclasses import asdict
 from importlib.metadata import version
 from pathlib import Path
 
@@ -14,8 +15,9 @@ from harp import artifacts
 from harp.cli._app import load_for, log, save_config, stage
 from harp.config import Config
 from harp.errors import HarpError
+from harp.eval import longbench
 from harp.eval.fixtures import fixture_tasks_dir
-from harp.eval.tasks import selected, suite_task
+from harp.eval.tasks import LONGBENCH, selected, suite_task
 from harp.io import write_json
 from harp.pruning.plan import apply_plan, load_plan, plan_hash
 
@@ -33,8 +35,10 @@ def main(cfg: Config, tracker) -> None:
     if not tasks:
         raise HarpError(f"No tasks to evaluate: eval.tasks of suite {e.suite!r} is empty.")
     fixtures_root = Path(e.fixtures_dir) if e.fixtures else None
-    if fixtures_root is not None:
-        fixture_tasks_dir(fixtures_root, list(tasks))  # missing fixtures fail before the model loads
+    if fixtures_root is not None:  # missing data fails before the model loads
+        fixture_tasks_dir(fixtures_root, list(tasks))
+    elif lb_tasks := [t for t in tasks if suite_task(t).category == LONGBENCH]:
+        longbench.check_data(e.longbench_data, lb_tasks)
     plan_dir = cfg.method_dir
     plan = load_plan(plan_dir)
     model, tokenizer = load_for(cfg)
@@ -42,6 +46,7 @@ def main(cfg: Config, tracker) -> None:
     out_dir, phash = artifacts.eval_dir(plan_dir), plan_hash(plan_dir)
     data = "fixture" if e.fixtures else "real"
     key = f"{phash}-{data}-w{cfg.model.max_length}-lb{e.longbench_max_length}-g{e.max_gen_toks}"
+    seeds = asdict(e.seeds)
     from harp.eval.lm_eval_driver import evaluate_tasks  # lm-eval imports take seconds: after the checks
 
     for name, result in evaluate_tasks(
@@ -55,7 +60,8 @@ def main(cfg: Config, tracker) -> None:
         fixtures_root=fixtures_root,
         max_gen_toks=e.max_gen_toks,
         cache=out_dir / ".cache" / key if e.cache else None,
-        seed=cfg.seed,
+        longbench_data=e.longbench_data,
+        seeds=seeds,
     ):
         record = {
             "model": cfg.model.name,
@@ -68,6 +74,7 @@ def main(cfg: Config, tracker) -> None:
             "tiny_model": cfg.model.build == "tiny",
             "plan_hash": phash,
             "max_gen_toks": e.max_gen_toks,
+            "seeds": seeds,
             "versions": versions(),
             "experiment": cfg.experiment,
         }

@@ -1,8 +1,9 @@
-"""Offline fixtures: a small local dataset for each of the 27 tasks, run through lm-eval's own task definition.
+"""Offline fixtures: a small local dataset for each of the 27 tasks, run through the task's own definition.
 
-For every suite task we write JSON-lines files with exactly the fields and splits its installed lm-eval
-YAML reads, and a task YAML that `include`s the installed one and only repoints the data
-(`dataset_path: json`, `data_files`). Prompts, filters and metrics therefore stay lm-eval's. Groups
+For every suite task we write JSON-lines files with exactly the fields and splits its task definition
+reads, and a task YAML that `include`s that definition and only repoints the data (`dataset_path: json`,
+`data_files`). Prompts, filters and metrics therefore stay the definition's: lm-eval's installed YAML,
+or for the 16 LongBench tasks ours (harp/eval/longbench, LongBench's raw row schema). Groups
 (mmlu, bbh_cot_fewshot, leaderboard_math_hard) keep two representative subtasks.
 
 Items are built from the tiny model's held-out corpus wherever the format allows (the true next word or
@@ -27,13 +28,15 @@ from pathlib import Path
 import yaml
 
 from harp.errors import HarpError
+from harp.eval import longbench
 from harp.eval.tasks import LONGBENCH_NAMES, SUITE
 
 N_EVAL = 8  # documents scored per (sub)task
 N_SHOTS = 26  # few-shot pool (arc_challenge asks for 25)
 TASKS_DIR = "tasks"  # generated YAMLs, under the fixture root
 
-# Each suite task's installed lm-eval YAML (relative to lm_eval/tasks); a group: its YAML and the subtasks kept.
+# Each suite task's definition: lm-eval's installed YAML (relative to lm_eval/tasks), or for LongBench our
+# own (an absolute path); a group: its YAML and the subtasks kept.
 GROUPS = {
     "mmlu": (
         "mmlu/default/_mmlu.yaml",
@@ -57,7 +60,7 @@ SINGLE = {
     "boolq": "super_glue/boolq/default.yaml",
     "openbookqa": "openbookqa/openbookqa.yaml",
     "piqa": "piqa/piqa.yaml",
-} | {f"longbench_{n}": f"longbench/{n}.yaml" for n in LONGBENCH_NAMES}
+} | {f"longbench_{n}": longbench.task_yaml(n) for n in LONGBENCH_NAMES}
 
 
 def lm_eval_tasks_dir() -> Path:
@@ -220,9 +223,10 @@ def _mmlu(rng, sents):
 
 
 def _longbench(context: str, question: str, answers: list[str], **extra) -> dict:
+    """A row in LongBench's raw schema (data.zip's JSON lines), the question in `input`."""
     return {
         "context": context,
-        "question": question,
+        "input": question,
         "answers": answers,
         "length": len(context.split()),
         "dataset": "fixture",
@@ -327,7 +331,7 @@ BUILDERS: dict[str, Builder] = {
 
 
 # ---------------------------------------------------------------- writing data and task YAMLs
-def _installed(rel: str) -> tuple[Path, dict]:
+def _installed(rel: str | Path) -> tuple[Path, dict]:
     from lm_eval.tasks._yaml_loader import load_yaml
 
     path = lm_eval_tasks_dir() / rel

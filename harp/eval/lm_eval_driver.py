@@ -14,8 +14,8 @@ from pathlib import Path
 from lm_eval.models.huggingface import HFLM
 
 from harp.errors import HarpError
-from harp.eval import fixtures
-from harp.eval.tasks import LONGBENCH, suite_task
+from harp.eval import fixtures, longbench
+from harp.eval.tasks import LONGBENCH, SuiteTask, suite_task
 
 
 class WindowedHFLM(HFLM):
@@ -24,9 +24,10 @@ class WindowedHFLM(HFLM):
     Prompts are cut to `window` tokens and the task's own `max_gen_toks` are generated on top of
     them (stock HFLM takes the new tokens out of `max_length`, which rejects tasks asking for more
     new tokens than the window, e.g. bbh's 1024 on a 512-token model). With `middle_truncate` set
-    (the LongBench tasks), a longer prompt keeps its first and last halves, decoded back to text,
-    exactly as LongBench's reference `pred.py` does, so the instruction at the start and the
-    question at the end both survive; stock HFLM would cut the instruction off the left.
+    (the LongBench tasks), a longer prompt keeps its first and last halves exactly as LongBench's
+    `pred.py` cuts it (`longbench.truncate_middle`), and is not cut again: re-encoding the two halves
+    may give a token more at the seam, which LongBench keeps; stock HFLM would cut the instruction
+    (and BOS) off the left.
     """
 
     def __init__(self, *args, window: int, **kwargs):
@@ -36,17 +37,9 @@ class WindowedHFLM(HFLM):
 
     def tok_batch_encode(self, strings, padding_side="left", left_truncate_len=None, truncation=False):
         if self.middle_truncate:
-            strings = [self._truncate_middle(s, self.middle_truncate) for s in strings]
+            strings = [longbench.truncate_middle(self.tokenizer, s, self.middle_truncate) for s in strings]
+            left_truncate_len = None
         return super().tok_batch_encode(strings, padding_side, left_truncate_len, truncation)
-
-    def _truncate_middle(self, text: str, n: int) -> str:
-        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-        if len(ids) <= n:
-            return text
-        half = n // 2
-        return self.tokenizer.decode(ids[:half], skip_special_tokens=True) + self.tokenizer.decode(
-            ids[-half:], skip_special_tokens=True
-        )
 
     def generate_until(self, requests, disable_tqdm: bool = False):
         new = max((r.args[1].get("max_gen_toks", self.max_gen_toks) for r in requests), default=0)
@@ -71,10 +64,11 @@ def task_manager(tasks: list[str], fixtures_root: str | Path | None):
     return TaskManager(include_defaults=False, include_path=sorted(dirs))
 
 
-def _load(tm, name: str, fixture: bool):
-    """The task or group object of `name`, its data loaded; a dataset that cannot be had is one sentence."""
+def _load(tm, name: str, spec: str | dict, fixture: bool):
+    """The task or group object of `name` (built from `spec`: its name, or an inline config), its data loaded;
+    a dataset that cannot be had is one sentence."""
     try:
-        loaded = tm.load([name])
+        loaded = tm.load([spec])
     except (OSError, ConnectionError) as err:  # what datasets/hub raise for "not there"; the message names it
         if fixture:
             raise
@@ -95,8 +89,9 @@ def _cap_generation(obj, cap: int, default: int) -> None:
             task.set_config("generation_kwargs", {"max_gen_toks": new}, update=True)
 
 
-def _read(res: dict, name: str, primary: str) -> dict:
-    """Metrics, their stderr and sample counts of task (or group) `name` from lm-eval's results."""
+def _read(res: dict, task: SuiteTask) -> dict:
+    """Metrics, their stderr, sample counts and versions of suite task (or group) `task` from lm-eval's results."""
+    name, primary, alternative = task.name, task.primary_metric, task.alternative_metric
     row = res["results"][name]
     metrics = {k: v for k, v in row.items() if "," in k and "_stderr," not in k and isinstance(v, (int, float))}
     stderr = {}
@@ -104,8 +99,9 @@ def _read(res: dict, name: str, primary: str) -> dict:
         metric, _, filt = k.partition(",")
         value = row.get(f"{metric}_stderr,{filt}")
         stderr[k] = value if isinstance(value, (int, float)) else None
-    if primary not in metrics:
-        raise HarpError(f"lm-eval reported no {primary} for {name} (it reported {', '.join(metrics) or 'nothing'}).")
+    for key in filter(None, (primary, alternative)):
+        if key not in metrics:
+            raise HarpError(f"lm-eval reported no {key} for {name} (it reported {', '.join(metrics) or 'nothing'}).")
     leaves = res.get("group_subtasks", {}).get(name) or [name]
     n_samples = sum(res["n-samples"][t]["effective"] for t in leaves)
     shots = {res["n-shot"][t] for t in leaves if t in res["n-shot"]}
@@ -114,8 +110,11 @@ def _read(res: dict, name: str, primary: str) -> dict:
         "stderr": stderr,
         "primary_metric": primary,
         "score": metrics[primary],
+        "alternative_metric": alternative,
+        "alternative_score": metrics[alternative] if alternative else None,
         "n_samples": n_samples,
         "num_fewshot": max(shots) if shots else None,
+        "task_versions": {t: res["versions"].get(t) for t in dict.fromkeys([name, *leaves])},
     }
 
 
@@ -131,25 +130,32 @@ def evaluate_tasks(
     fixtures_root: str | Path | None = None,
     cache: str | Path | None = None,
     max_gen_toks: int | None = None,
-    seed: int = 0,
+    longbench_data: str | Path | None = None,
+    seeds: dict[str, int] | None = None,
 ) -> Iterator[tuple[str, dict]]:
     """Evaluate `model` on `tasks` (name -> few-shot count), yielding `(name, result)` as each task finishes.
 
     `fixtures_root`: the offline fixtures written by `harp.cli.fixtures` (None: the real datasets).
     `cache`: file prefix of lm-eval's response cache; a rerun after an interruption skips the
     model calls already answered. `max_gen_toks`: cap on new tokens (None: each task's own).
+    `longbench_data`: the folder of LongBench's raw `<name>.jsonl` (None: our YAMLs' own, data/longbench).
+    `seeds`: `simple_evaluate`'s seed arguments (`random_seed`, `fewshot_random_seed`, ...); None: lm-eval's defaults.
     """
     import lm_eval
 
     lm = WindowedHFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, window=window)
     tm = task_manager(list(tasks), fixtures_root)
     for name, shots in tasks.items():
-        spec = suite_task(name)
+        task = suite_task(name)
         start = time.perf_counter()
-        longbench = spec.category == LONGBENCH
-        lm.window = lm._max_length = longbench_window if longbench else window
-        lm.middle_truncate = longbench_window if longbench else None
-        obj = _load(tm, name, fixture=fixtures_root is not None)
+        is_longbench = task.category == LONGBENCH
+        lm.window = lm._max_length = longbench_window if is_longbench else window
+        lm.middle_truncate = longbench_window if is_longbench else None
+        fixture = fixtures_root is not None
+        spec = longbench.real_task(name, longbench_data) if is_longbench and not fixture else name
+        obj = _load(tm, name, spec, fixture)
+        if is_longbench:
+            longbench.configure(obj, tokenizer)
         if max_gen_toks:
             _cap_generation(obj, max_gen_toks, lm.max_gen_toks)
         res = lm_eval.simple_evaluate(
@@ -160,11 +166,8 @@ def evaluate_tasks(
             task_manager=tm,
             use_cache=str(cache) if cache else None,
             log_samples=False,
-            random_seed=seed,
-            numpy_random_seed=seed,
-            torch_random_seed=seed,
-            fewshot_random_seed=seed,
+            **(seeds or {}),
             bootstrap_iters=1000,
             verbosity="WARNING",
         )
-        yield name, _read(res, name, spec.primary_metric) | {"seconds": round(time.perf_counter() - start, 2)}
+        yield name, _read(res, task) | {"seconds": round(time.perf_counter() - start, 2)}

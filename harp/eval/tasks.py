@@ -3,6 +3,19 @@
 Few-shot counts are configuration (`eval.tasks`: task -> shots), not code; this registry only says
 how to read a task's lm-eval results (the primary metric key, as lm-eval names it, with its filter)
 and which of the paper's tables (its category) it belongs to.
+
+Which metric: the release dumps lm-eval's whole results and the paper names no metric key, so where a
+task reports more than one candidate we keep lm-eval's usual reading as the score and record the other
+as `alternative_metric` (every result JSON also has all metrics):
+- arc_challenge, openbookqa, piqa: `acc_norm` (length-normalised; the Open LLM Leaderboard's reading of
+  25-shot ARC, whose shot count the release uses), `acc` the alternative.
+- gsm8k: `strict-match` (the "#### <number>" answer format the few-shot examples teach),
+  `flexible-extract` (last number in the output) the alternative.
+- nq_open, triviaqa: `exact_match` after lm-eval's only filter, `remove_whitespace`.
+- leaderboard_math_hard: `exact_match` averaged over the 7 subtasks weighted by size, which is the
+  release's own get_result_math_hard.py; bbh_cot_fewshot likewise (the `get-answer` filter); mmlu: `acc`
+  weighted by size (lm-eval's group aggregates).
+- LongBench: `score`, LongBench's own metric of each dataset (harp/eval/longbench), on a 0-1 scale.
 """
 
 from __future__ import annotations
@@ -20,19 +33,20 @@ class SuiteTask:
     category: str  # generation | discriminative | longbench: the paper's table it belongs to
     primary_metric: str  # lm-eval results key "<metric>,<filter>"
     is_group: bool = False  # an lm-eval group: metrics are its aggregate over subtasks
+    alternative_metric: str | None = None  # the other reading where the paper does not say which it used
 
 
 STANDARD = [
     SuiteTask("nq_open", GENERATION, "exact_match,remove_whitespace"),
     SuiteTask("triviaqa", GENERATION, "exact_match,remove_whitespace"),
-    SuiteTask("gsm8k", GENERATION, "exact_match,strict-match"),
+    SuiteTask("gsm8k", GENERATION, "exact_match,strict-match", alternative_metric="exact_match,flexible-extract"),
     SuiteTask("leaderboard_math_hard", GENERATION, "exact_match,none", is_group=True),
     SuiteTask("bbh_cot_fewshot", GENERATION, "exact_match,get-answer", is_group=True),
     SuiteTask("winogrande", DISCRIMINATIVE, "acc,none"),
-    SuiteTask("arc_challenge", DISCRIMINATIVE, "acc_norm,none"),
+    SuiteTask("arc_challenge", DISCRIMINATIVE, "acc_norm,none", alternative_metric="acc,none"),
     SuiteTask("boolq", DISCRIMINATIVE, "acc,none"),
-    SuiteTask("openbookqa", DISCRIMINATIVE, "acc_norm,none"),
-    SuiteTask("piqa", DISCRIMINATIVE, "acc_norm,none"),
+    SuiteTask("openbookqa", DISCRIMINATIVE, "acc_norm,none", alternative_metric="acc,none"),
+    SuiteTask("piqa", DISCRIMINATIVE, "acc_norm,none", alternative_metric="acc,none"),
     SuiteTask("mmlu", DISCRIMINATIVE, "acc,none", is_group=True),
 ]
 LONGBENCH_NAMES = [
