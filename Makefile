@@ -16,6 +16,7 @@ install: $(VENV)/.installed
 
 ## demo: the embedded default end to end (tiny model, fixtures, HARP and baselines, tables and figures)
 demo: install
+	$(PY) -m harp.cli.unlock  # a run killed hard left its lock: release it when no snakemake runs here
 	$(VENV)/bin/snakemake --cores $(CORES) --workflow-profile workflow/profiles/local
 	@echo "report: results/report.md (tables in results/tables/, figures in results/figures/)"
 

@@ -144,5 +144,10 @@ def figures_dir(results_dir: str | Path) -> Path:
     return Path(results_dir) / "figures"
 
 
+def lock_file(results_dir: str | Path, job: str) -> Path:
+    """The lock a running stage job holds (released when the process ends, even when killed)."""
+    return Path(results_dir) / ".locks" / f"{job}.lock"
+
+
 def logs_dir(results_dir: str | Path) -> Path:
     return Path(results_dir) / "logs"

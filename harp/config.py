@@ -7,6 +7,7 @@ The YAML under `conf/` gives values; these dataclasses give the keys and types, 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -16,9 +17,10 @@ from omegaconf.errors import OmegaConfBaseException
 
 from harp import artifacts
 from harp.errors import HarpError
-from harp.layers import from_last, pruned_layers
+from harp.layers import POSITIONS, from_last, pruned_layers
 
 BUDGET_KINDS = ("attention_fraction", "ratio", "match_harp")
+DTYPES = ("float32", "bfloat16", "float16")
 TARGETS = ("attention", "mlp", "attention+mlp")
 ALLOCATIONS = ("uniform", "global")
 
@@ -249,18 +251,24 @@ def _choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
 
 
 def _within(key: str, value: float | None, low: float, high: float, closed_high: bool = False) -> None:
-    ok = (
-        value is not None and math.isfinite(value) and low <= value and (value <= high if closed_high else value < high)
-    )
-    if not ok:
+    inside = value is not None and math.isfinite(value) and low <= value
+    if not (inside and (value <= high if closed_high else value < high)):
         interval = f"[{low}, {high}]" if closed_high else f"[{low}, {high})"
         raise HarpError(f"{key} is {value}; it must lie in {interval}.")
+
+
+def _at_least(key: str, value: int | None, low: int, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if value is None or value < low:
+        raise HarpError(f"{key} is {value}; it must be at least {low}{' (or null)' if optional else ''}.")
 
 
 def check_values(cfg: Config) -> None:
     """Ranges and choices the schema's types cannot express, checked wherever a config is composed (each
     stage, and the workflow planner before any job starts), so a bad value is one sentence up front."""
-    m, b = cfg.method, cfg.budget
+    m, b, e, p, s = cfg.method, cfg.budget, cfg.eval, cfg.eval.perplexity, cfg.speed
+    _choice("model.dtype", cfg.model.dtype, DTYPES)
     _choice("budget.kind", b.kind, BUDGET_KINDS)
     if b.kind == "ratio":
         _within("budget.value (a ratio of the decoder linear weights)", b.value, 0.0, 1.0)
@@ -268,7 +276,36 @@ def check_values(cfg: Config) -> None:
         _within("budget.value (a fraction of the attention weights)", b.value, 0.0, 1.0, closed_high=True)
     _choice("method.target", m.target, TARGETS)
     _choice("method.allocation", m.allocation, ALLOCATIONS)
+    _choice("method.layer_position", m.layer_position, POSITIONS)
+    _choice("method.search.order", m.search.order, ("top_down", "bottom_up"))
+    if not m.search.grid:
+        raise HarpError("method.search.grid is empty; give the candidate alphas, e.g. [0.0, 0.5, 1.0].")
+    for key, values in (("method.search.grid", m.search.grid), ("method.alphas", m.alphas or [])):
+        for value in values:
+            _within(f"An alpha of {key}", value, 0.0, 1.0, closed_high=True)
     if m.mlp_ratio is not None:
         _within("method.mlp_ratio", m.mlp_ratio, 0.0, 1.0)
-    if m.batch_size < 1:
-        raise HarpError(f"method.batch_size is {m.batch_size}; it must be at least 1.")
+    _at_least("method.batch_size", m.batch_size, 1)
+    _at_least("method.search.batch_size", m.search.batch_size, 1)
+    for key, data in (("data", cfg.data), ("method.calibration", m.calibration)):
+        if data is not None:
+            _at_least(f"{key}.num_samples", data.num_samples, 1)
+            _at_least(f"{key}.seq_len", data.seq_len, 2)
+    if e.select is not None and not e.select:
+        raise HarpError("eval.select is empty; name at least one task of eval.tasks, or set it to null for all.")
+    _at_least("eval.limit", e.limit, 1, optional=True)
+    _at_least("eval.max_gen_toks", e.max_gen_toks, 1, optional=True)
+    _at_least("eval.longbench_max_length", e.longbench_max_length, 2)
+    if not re.fullmatch(r"[1-9]\d*|auto(:[1-9]\d*)?", e.batch_size):
+        raise HarpError(f"eval.batch_size is {e.batch_size!r}; give a positive integer, auto or auto:N.")
+    _at_least("eval.perplexity.window", p.window, 2)
+    _at_least("eval.perplexity.max_tokens", p.max_tokens, 2, optional=True)
+    if not 1 <= p.stride <= p.window:
+        raise HarpError(f"eval.perplexity.stride is {p.stride}; it must lie in 1..window ({p.window}).")
+    _choice("speed.dtype", s.dtype, DTYPES)
+    if not s.seq_lens or min(s.seq_lens) < 1:
+        raise HarpError(f"speed.seq_lens is {s.seq_lens}; give positive sequence lengths.")
+    for key in ("repeats", "decode_tokens", "batch_size"):
+        _at_least(f"speed.{key}", getattr(s, key), 1)
+    _at_least("speed.warmup", s.warmup, 0)
+    _choice("tracking.mode", cfg.tracking.mode, ("offline", "online", "disabled"))

@@ -18,11 +18,21 @@ def _umask() -> int:
     return mask
 
 
+def _clear_leftovers(path: Path) -> None:
+    """Remove temporaries of `path` that a killed run left behind (each stage holds its outputs' lock)."""
+    for old in path.parent.glob(f".{path.name}.*.tmp"):
+        if old.is_dir():
+            shutil.rmtree(old)
+        else:
+            old.unlink(missing_ok=True)
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary file path beside `path`; rename it onto `path` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _clear_leftovers(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
@@ -39,6 +49,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     """Yield a temporary directory beside `path`; it replaces `path` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _clear_leftovers(path)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     try:
         yield tmp
@@ -69,3 +80,7 @@ def read_json(path: str | Path) -> Any:
         raise HarpError(
             f"{path} is not valid JSON ({e.msg} at line {e.lineno}); delete it and rerun the stage that writes it."
         ) from None
+    except UnicodeDecodeError:
+        raise HarpError(f"{path} is not UTF-8 text; delete it and rerun the stage that writes it.") from None
+    except OSError as e:
+        raise HarpError(f"{path} cannot be read ({e.strerror or type(e).__name__}).") from None

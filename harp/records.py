@@ -1,15 +1,68 @@
-"""Reading and writing the JSON records the stages pass to each other (torch-free).
+"""Reading and writing the JSON records the stages pass to each other (torch-free): the one reader per record.
 
-Each reader checks what it returns, so a damaged file is one sentence naming the file and the fix.
+Each reader checks the record's shape, types and finiteness before anything uses it, so a damaged or
+hand-edited file is one sentence that names the file and the fix, never a traceback or a NaN result.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
 from harp.errors import HarpError
 from harp.io import read_json, write_json
+
+NUMBER = (int, float)
+OPTIONAL_INT = (int, type(None))
+EVAL_FIELDS = {
+    "model": str,
+    "method": str,
+    "task": str,
+    "category": str,
+    "metrics": dict,
+    "primary_metric": str,
+    "score": NUMBER,
+    "n_samples": int,
+    "num_fewshot": OPTIONAL_INT,
+    "limit": OPTIONAL_INT,
+    "fixture": bool,
+    "tiny_model": bool,
+}
+PERPLEXITY_FIELDS = {"perplexity": NUMBER, "tokens": int, "source": str, "model": str, "method": str}
+PLAN_FIELDS = {
+    "method": str,
+    "model": str,
+    "layers": list,
+    "params_before": int,
+    "params_after": int,
+    "kv_cache_reduction": NUMBER,
+    "alphas": dict,
+    "details": dict,
+}
+
+
+def check_fields(path: str | Path, data: Any, fields: dict[str, Any], fix: str) -> dict:
+    """`data` as a JSON object holding `fields` (key -> type or tuple of types; numbers must be finite)."""
+    if not isinstance(data, dict):
+        raise HarpError(f"{path} holds {type(data).__name__}, not a JSON object; {fix}.")
+    for key, kind in fields.items():
+        if key not in data:
+            raise HarpError(f"{path} lacks the key {key!r}; {fix}.")
+        value = data[key]
+        if not isinstance(value, kind) or (isinstance(value, bool) and bool not in _types(kind)):
+            raise HarpError(f"{path}: {key} is {value!r}, not {_names(kind)}; {fix}.")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise HarpError(f"{path}: {key} is {value}, not a finite number; {fix}.")
+    return data
+
+
+def _types(kind: Any) -> tuple:
+    return kind if isinstance(kind, tuple) else (kind,)
+
+
+def _names(kind: Any) -> str:
+    return " or ".join("null" if t is type(None) else "a number" if t is float else t.__name__ for t in _types(kind))
 
 
 def write_alphas(path: str | Path, alphas: dict[int, float], **summary: Any) -> None:
@@ -18,14 +71,35 @@ def write_alphas(path: str | Path, alphas: dict[int, float], **summary: Any) -> 
 
 
 def read_alphas_record(path: str | Path) -> dict[str, Any]:
-    """The whole alphas record, its `alphas` checked and converted to {layer: alpha}."""
-    data = read_json(path)
-    try:
-        data["alphas"] = {int(k): float(v) for k, v in data["alphas"].items()}
-    except (TypeError, KeyError, ValueError, AttributeError):
-        raise HarpError(f"{path} holds no valid alphas; delete it and rerun the search stage.") from None
-    return data
+    """The whole alphas record, its `alphas` checked (integer layers, finite alphas in [0, 1]) as {layer: alpha}."""
+    fix = "delete it and rerun the search stage"
+    data = check_fields(path, read_json(path), {"alphas": dict}, fix)
+    alphas = {}
+    for layer, alpha in data["alphas"].items():
+        if not str(layer).isdigit() or not isinstance(alpha, NUMBER) or isinstance(alpha, bool):
+            raise HarpError(f"{path}: the alpha of layer {layer!r} is {alpha!r}, not a number; {fix}.")
+        if not (math.isfinite(alpha) and 0.0 <= alpha <= 1.0):
+            raise HarpError(f"{path}: the alpha of layer {layer} is {alpha}, outside [0, 1]; {fix}.")
+        alphas[int(layer)] = float(alpha)
+    return data | {"alphas": alphas}
 
 
 def read_alphas(path: str | Path) -> dict[int, float]:
     return read_alphas_record(path)["alphas"]
+
+
+def read_eval_result(path: str | Path) -> dict[str, Any]:
+    """One task's result (the evaluate stage), its score a finite number."""
+    return check_fields(path, read_json(path), EVAL_FIELDS, "delete it and rerun the evaluate stage")
+
+
+def read_perplexity(path: str | Path) -> dict[str, Any]:
+    """A perplexity record (the perplexity stage), its perplexity a finite number."""
+    return check_fields(path, read_json(path), PERPLEXITY_FIELDS, "delete it and rerun the perplexity stage")
+
+
+def finite(value: float, what: str, fix: str) -> float:
+    """`value` if finite; a NaN or infinite result is an error, never a result."""
+    if not math.isfinite(value):
+        raise HarpError(f"{what} is {value}; {fix}.")
+    return value

@@ -117,6 +117,24 @@ class _Evaluator:
         return math.exp(nll / self.tokens)
 
 
+def _check_inputs(model: nn.Module, input_ids: torch.Tensor, layers: list[int], total: int, batch_size: int) -> None:
+    """Calibration ids the model can read and layers it has, checked before any forward pass."""
+    if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2 or input_ids.size(1) < 2:
+        raise HarpError("Calibration input_ids must be a (num_sequences, seq_len >= 2) tensor of token ids.")
+    if input_ids.is_floating_point() or input_ids.is_complex() or input_ids.dtype == torch.bool:
+        raise HarpError(f"Calibration input_ids must be integer token ids, not {input_ids.dtype}.")
+    vocab = model.get_input_embeddings().num_embeddings
+    if input_ids.numel() and (input_ids.min() < 0 or input_ids.max() >= vocab):
+        raise HarpError(
+            f"Calibration token ids must lie in 0..{vocab - 1} (the model's vocabulary), "
+            f"got {int(input_ids.min())}..{int(input_ids.max())}."
+        )
+    if not layers or len(set(layers)) != len(layers) or any(not 0 <= i < total for i in layers):
+        raise HarpError(f"layers must be distinct indices in 0..{total - 1}, got {list(layers)}.")
+    if batch_size < 1:
+        raise HarpError(f"batch_size is {batch_size}; it must be at least 1.")
+
+
 @torch.inference_mode()
 def search_alphas(
     model: nn.Module,
@@ -144,8 +162,7 @@ def search_alphas(
         raise HarpError(f"The alpha grid must be non-empty with values in [0, 1], got {grid}.")
     if order not in ("top_down", "bottom_up"):
         raise HarpError(f"Unknown search order {order!r}; choose top_down or bottom_up.")
-    if input_ids.dim() != 2 or input_ids.size(1) < 2:
-        raise HarpError("Calibration input_ids must be a (num_sequences, seq_len >= 2) tensor.")
+    _check_inputs(model, input_ids, layers, len(all_layers), batch_size)
     visit = sorted(layers, reverse=(order == "top_down"))
 
     was_training = model.training

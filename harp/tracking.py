@@ -5,13 +5,27 @@ Offline by default: runs land under `results/wandb/` and can be uploaded later w
 
 from __future__ import annotations
 
+import netrc
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
+from urllib.parse import urlparse
 
 from harp.config import Config
+from harp.errors import HarpError
+
+
+def logged_in() -> bool:
+    """Whether wandb has credentials (the environment or ~/.netrc), checked before any work instead of after."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname
+    try:
+        return netrc.netrc().authenticators(host) is not None
+    except (FileNotFoundError, netrc.NetrcParseError):
+        return False
 
 
 @contextmanager
@@ -23,6 +37,11 @@ def tracked_run(cfg: Config, stage: str, per_model: bool = True) -> Iterator[obj
     if not cfg.tracking.enabled or cfg.tracking.mode == "disabled":
         yield None
         return
+    if cfg.tracking.mode == "online" and not logged_in():
+        raise HarpError(
+            "tracking=online needs a wandb login: run `wandb login` (or set WANDB_API_KEY), or use "
+            "tracking=offline and upload later with `wandb sync`."
+        )
     import wandb
 
     os.environ.setdefault("WANDB_SILENT", "true")

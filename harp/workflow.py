@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass
+import shlex
+from dataclasses import asdict, dataclass
 from pathlib import Path
+
+import yaml
 
 from harp import artifacts, methods
 from harp.artifacts import MAIN
@@ -65,6 +68,42 @@ def compose(conf_dir: Path, overrides: list[str]) -> Config:
         return validate(cfg, experiment=experiment)
     except (HydraException, OmegaConfBaseException) as err:
         raise HarpError(f"Hydra could not compose {' '.join(overrides)}: {str(err).splitlines()[0]}") from None
+
+
+@dataclass(frozen=True)
+class CommandLine:
+    """A job's Hydra overrides, quoted for the shell (a results_dir may hold spaces).
+
+    Deliberately not a string: Snakemake leaves parameters of other types out of its params-change
+    check, so what reruns a job is its `settings` parameter (what the stage consumes of the resolved
+    config), not every override of the run: `eval.limit=50` reruns evaluation, collect and report only,
+    and switching tracking reruns nothing.
+    """
+
+    overrides: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return " ".join(shlex.quote(o) for o in self.overrides)
+
+
+def stage_settings(stage: str, cfg: Config) -> str:
+    """The parts of `cfg` that `stage` reads (its outputs depend on them), as deterministic YAML."""
+    calibration = asdict(cfg.calibration_set())
+    parts = {
+        "build_tiny": {"model": asdict(cfg.model), "seed": cfg.seed},
+        "calibrate": {"model": asdict(cfg.model), "calibration": calibration},
+        "search": {"model": asdict(cfg.model), "method": asdict(cfg.method), "calibration": calibration},
+        "prune": {
+            "model": asdict(cfg.model),
+            "method": asdict(cfg.method),
+            "budget": asdict(cfg.budget),
+            "calibration": calibration,
+        },
+        "evaluate": {"model": asdict(cfg.model), "eval": asdict(cfg.eval) | {"perplexity": None}},
+        "perplexity": {"model": asdict(cfg.model), "perplexity": asdict(cfg.eval.perplexity)},
+        "speed": {"model": asdict(cfg.model), "method": asdict(cfg.method), "speed": asdict(cfg.speed)},
+    }[stage]
+    return yaml.safe_dump(parts, sort_keys=True)
 
 
 class Pipeline:
@@ -212,12 +251,27 @@ class Pipeline:
             *([self.fixtures_dir] if self.fixtures_dir else []),
         ]
 
-    def overrides(self, expdir: str, model: str, method: str = artifacts.SEARCHED_METHOD) -> str:
-        """A job's Hydra overrides; per-model jobs (the search) take HARP's."""
-        return " ".join(self.variant(expdir, model, method).overrides)
+    def command(self, expdir: str, model: str, method: str = artifacts.SEARCHED_METHOD, *extra: str) -> CommandLine:
+        """A job's Hydra overrides (and `extra` ones); per-model jobs (the search) take HARP's."""
+        return CommandLine((*self.variant(expdir, model, method).overrides, *extra))
 
-    def calibration_overrides(self, expdir: str, model: str, name: str) -> str:
-        return " ".join(self.calibration_variant(expdir, model, name).overrides)
+    def calibration_command(self, expdir: str, model: str, name: str) -> CommandLine:
+        return CommandLine(self.calibration_variant(expdir, model, name).overrides)
+
+    def common_command(self, *extra: str) -> CommandLine:
+        """The overrides of the jobs over all models (build, fixtures, collect, report)."""
+        return CommandLine((*extra, *self.common))
+
+    def settings(self, stage: str, expdir: str, model: str, method: str = artifacts.SEARCHED_METHOD) -> str:
+        """What `stage` consumes of the variant's resolved config, as YAML: the param that decides a rerun."""
+        cfg = self.variant(expdir, model, method).cfg
+        return stage_settings(stage, cfg)
+
+    def build_settings(self, model: str) -> str:
+        return stage_settings("build_tiny", next(v.cfg for v in self.variants.values() if v.model == model))
+
+    def calibration_settings(self, expdir: str, model: str, name: str) -> str:
+        return stage_settings("calibrate", self.calibration_variant(expdir, model, name).cfg)
 
     def eval_shards(self) -> dict[str, list[str]]:
         """Shard name -> tasks of one evaluation job. A category's tasks share a process to amortise start-up."""

@@ -56,7 +56,7 @@ def test_corrupt_or_missing_plan_is_one_sentence(tmp_path):
     with pytest.raises(HarpError, match="not valid JSON"):
         load_plan(tmp_path)
     (tmp_path / "plan.json").write_text(json.dumps({"method": "harp"}))
-    with pytest.raises(HarpError, match="not a valid plan"):
+    with pytest.raises(HarpError, match="lacks the key .model.; delete it and rerun the prune stage"):
         load_plan(tmp_path)
 
 

@@ -305,7 +305,7 @@ def test_report_page(results):
 def test_report_stage_needs_collect_first(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         run_stage("report", tmp_path)
-    assert exit_.value.code == 2 and "run the collect stage first" in capsys.readouterr().err
+    assert exit_.value.code == 2 and "does not exist; rerun the collect stage" in capsys.readouterr().err
 
 
 def test_notebook_runs_top_to_bottom(results, monkeypatch):

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import functools
+import hashlib
+import os
+import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
@@ -43,11 +48,15 @@ def stage(name: str, per_model: bool = True) -> Callable:
 
             try:
                 cfg = validate(dcfg, experiment=HydraConfig.get().runtime.choices.get("experiment"))
-                with tracked_run(cfg, name, per_model) as tracker:
+                writable(Path(cfg.results_dir))
+                with stage_lock(cfg, name), tracked_run(cfg, name, per_model) as tracker:
                     fn(cfg, tracker)
             except HarpError as err:
                 print(f"error: {err}", file=sys.stderr)
                 sys.exit(2)
+            except KeyboardInterrupt:
+                print(f"interrupted: {name} wrote nothing partial; rerun the same command to resume.", file=sys.stderr)
+                sys.exit(130)
 
         @functools.wraps(fn)
         def entry() -> None:
@@ -58,6 +67,41 @@ def stage(name: str, per_model: bool = True) -> Callable:
         return entry
 
     return wrap
+
+
+def writable(results_dir: Path) -> None:
+    """Fail before any work when the results folder cannot take outputs (a file, or no permission)."""
+    if results_dir.exists() and not results_dir.is_dir():
+        raise HarpError(f"results_dir {results_dir} is a file; point results_dir at a folder.")
+    try:
+        results_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise HarpError(f"results_dir {results_dir} cannot be created ({err.strerror}); choose another.") from None
+    if not os.access(results_dir, os.W_OK | os.X_OK):
+        raise HarpError(f"results_dir {results_dir} is not writable; choose a folder you can write to.")
+
+
+@contextmanager
+def stage_lock(cfg: Config, name: str) -> Iterator[None]:
+    """Hold a lock on this job (stage + resolved config) in the results folder while it runs, so a second run
+    of the same job (another checkout sharing the folder) is refused instead of writing the same files."""
+    settings = asdict(cfg) | {"tracking": None, "progress": None}
+    key = hashlib.sha256(f"{name}\n{yaml.safe_dump(settings, sort_keys=True)}".encode()).hexdigest()[:16]
+    path = artifacts.lock_file(cfg.results_dir, f"{name}-{key}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            raise HarpError(
+                f"Another run is doing this {name} job now ({handle.read().strip() or 'unknown process'}, lock "
+                f"{path}); wait for it to finish, or give this run its own results_dir."
+            ) from None
+        handle.truncate(0)
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()}")
+        handle.flush()
+        yield
 
 
 def save_config(cfg: Config, out_dir: Path, stage_name: str) -> None:

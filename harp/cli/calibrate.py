@@ -9,14 +9,13 @@ from __future__ import annotations
 from harp.cli._app import check_model, save_config, stage
 from harp.config import Config
 from harp.data.calibration import calibration_ids, save_calibration
+from harp.models.loading import load_tokenizer
 
 
 @stage("calibrate")
 def main(cfg: Config, tracker) -> None:
-    from transformers import AutoTokenizer
-
     check_model(cfg)
-    tokenizer = AutoTokenizer.from_pretrained(cfg.model.source)
+    tokenizer = load_tokenizer(cfg.model.source)
     d = cfg.calibration_set()
     ids = calibration_ids(tokenizer, d.source, d.num_samples, d.seq_len, d.seed)
     out = cfg.calibration_file()

@@ -20,6 +20,7 @@ from harp.eval.fixtures import fixture_tasks_dir
 from harp.eval.tasks import LONGBENCH, selected, suite_task
 from harp.io import write_json
 from harp.pruning.plan import apply_plan, load_plan, plan_hash
+from harp.records import finite
 
 
 def versions() -> dict[str, str]:
@@ -63,6 +64,11 @@ def main(cfg: Config, tracker) -> None:
         longbench_data=e.longbench_data,
         seeds=seeds,
     ):
+        finite(
+            result["score"],
+            f"The {name} score of {cfg.model.name}/{cfg.method.name}",
+            "the model or its plan is damaged (rerun the prune stage)",
+        )
         record = {
             "model": cfg.model.name,
             "method": cfg.method.name,

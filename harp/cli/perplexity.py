@@ -11,6 +11,7 @@ from harp.config import Config
 from harp.eval.perplexity import heldout_text, perplexity
 from harp.io import write_json
 from harp.pruning.plan import apply_plan, load_plan, plan_hash
+from harp.records import finite
 
 
 @stage("perplexity")
@@ -25,6 +26,11 @@ def main(cfg: Config, tracker) -> None:
     if p.max_tokens:
         ids = ids[: p.max_tokens]
     result = perplexity(model, ids, p.window, p.stride, progress=cfg.progress)
+    finite(
+        result["perplexity"],
+        f"The perplexity of {cfg.model.name}/{cfg.method.name}",
+        "the model or its plan is damaged (check the plan's tensors; rerun the prune stage)",
+    )
     result |= {
         "model": cfg.model.name,
         "method": cfg.method.name,

@@ -14,7 +14,7 @@ from harp import artifacts
 from harp.cli._app import stage
 from harp.config import Config
 from harp.io import atomic_dir
-from harp.report.collect import load_results
+from harp.report.collect import check_current, load_results
 from harp.report.figures import write_figures
 from harp.report.latex import build_pdf, document, overflows
 from harp.report.page import render, write_page
@@ -24,29 +24,33 @@ from harp.report.tables import build_tables, write_tables
 @stage("report", per_model=False)
 def main(cfg: Config, tracker) -> None:
     results_dir = Path(cfg.results_dir)
-    results = load_results(artifacts.all_results(results_dir))
+    source = artifacts.all_results(results_dir)
+    results = load_results(source)
+    check_current(results, source, results_dir)
     tables = build_tables(results)
     log = artifacts.latex_log(results_dir)
-    with atomic_dir(artifacts.tables_dir(results_dir)) as tmp:  # whole directories: no stale table survives a rerun
-        write_tables(tables, tmp)
-        tex = artifacts.tables_document(tmp)
+    tables_dir, figures_dir = artifacts.tables_dir(results_dir), artifacts.figures_dir(results_dir)
+    # whole folders, swapped in only when everything is built: no stale table survives, no failure loses one
+    with atomic_dir(tables_dir) as tables_tmp, atomic_dir(figures_dir) as figures_tmp:
+        write_tables(tables, tables_tmp)
+        tex = artifacts.tables_document(tables_tmp)
         tex.write_text(document([t.name for t in tables]))
         pdf = build_pdf(tex, log)
-    pdf_path = artifacts.tables_pdf(artifacts.tables_dir(results_dir))
+        figures = [figures_dir / p.name for p in write_figures(results, figures_tmp)]
+        t = cfg.tracking
+        page = render(results, tables, figures, results_dir, Path(t.dir), t.project, t.entity, pdf is not None)
+    write_page(page, artifacts.report(results_dir))
+    pdf_path = artifacts.tables_pdf(tables_dir)
     if pdf is None:
         print(f"pdflatex is not on the PATH: {pdf_path} skipped (its .tex needs the booktabs and graphicx packages)")
     elif problems := overflows(log.read_text(errors="replace")):
         print(f"warning: {pdf_path} has {len(problems)} overflow(s), e.g. {problems[0]}; see {log}")
-    with atomic_dir(artifacts.figures_dir(results_dir)) as tmp:
-        figures = [artifacts.figures_dir(results_dir) / p.name for p in write_figures(results, tmp)]
-    t = cfg.tracking
-    page = artifacts.report(results_dir)
-    write_page(render(results, tables, figures, results_dir, Path(t.dir), t.project, t.entity), page)
     if tracker is not None:
         import wandb
 
         tracker.log({f"figures/{p.stem}": wandb.Image(str(p)) for p in figures})
-    print(f"{len(tables)} tables{f' ({pdf_path})' if pdf else ''}, {len(figures)} figures -> {page}")
+    pdf_note = f" ({pdf_path})" if pdf else ""
+    print(f"{len(tables)} tables{pdf_note}, {len(figures)} figures -> {artifacts.report(results_dir)}")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from harp.eval.speed import benchmark, random_model
 from harp.io import atomic_path
 from harp.layers import from_last
 from harp.models.adapters import ADAPTERS
-from harp.models.loading import DTYPES, load_config, load_model, resolve_device
+from harp.models.loading import load_config, load_model, resolve_device
 from harp.pruning.harp import apply_harp
 from harp.pruning.plan import apply_plan, load_plan
 
@@ -98,11 +98,7 @@ def _table(df: pd.DataFrame) -> str:
 
 @stage("speed")
 def main(cfg: Config, tracker) -> None:
-    sc = cfg.speed
-    if sc.dtype not in DTYPES:
-        raise HarpError(f"Unknown speed.dtype {sc.dtype!r}; choose one of {', '.join(DTYPES)}.")
-    if not sc.seq_lens or min(sc.seq_lens) < 1 or min(sc.repeats, sc.decode_tokens, sc.batch_size) < 1 or sc.warmup < 0:
-        raise HarpError("speed needs seq_lens, repeats, decode_tokens and batch_size >= 1, and warmup >= 0.")
+    sc = cfg.speed  # values checked by harp.config.check_values
     if sc.threads:
         torch.set_num_threads(sc.threads)
     device = resolve_device(sc.device)

@@ -8,10 +8,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from harp.config import DTYPES as DTYPE_NAMES
 from harp.errors import HarpError
 from harp.models.adapters import adapter_for
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DTYPES = {name: getattr(torch, name) for name in DTYPE_NAMES}
 
 
 def offline() -> bool:
@@ -61,7 +62,7 @@ def load_model(
     `device_map="auto"` spreads a model larger than one GPU over all visible GPUs (accelerate);
     otherwise the model goes to `device`. `dtype` is float32, bfloat16 or float16.
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     if dtype not in DTYPES:
         raise HarpError(f"Unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}.")
@@ -71,13 +72,29 @@ def load_model(
         kwargs["attn_implementation"] = attn_implementation
     if device_map:
         kwargs["device_map"] = device_map
+    tokenizer = load_tokenizer(source)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source)
         model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
     except OSError as err:
         raise _missing(source, err) from None
     if not device_map:
         model.to(resolve_device(device))
+    return model.eval(), tokenizer
+
+
+def load_tokenizer(source: str):
+    """The model's tokenizer (a padding token set to EOS when it has none); a missing one is one sentence."""
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source)
+    except (OSError, ValueError, TypeError) as err:
+        if not Path(source).expanduser().exists():
+            raise _missing(source, err) from None
+        raise HarpError(
+            f"{source} has no usable tokenizer ({str(err).splitlines()[0][:100]}); save the model's tokenizer "
+            "beside its weights (tokenizer.json, tokenizer_config.json)."
+        ) from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    return model.eval(), tokenizer
+    return tokenizer

@@ -131,6 +131,11 @@ class HarpSlot:
 
 def validate_alphas(model: nn.Module, alphas: Mapping[int, float]) -> dict[int, float]:
     """Check layer indices and alphas; return them as a plain {int: float} dict."""
+    if not isinstance(alphas, Mapping):
+        raise HarpError(
+            f"alphas must map a layer index to its alpha (e.g. {{31: 0.8, 30: 0.2}}), not a {type(alphas).__name__}; "
+            "harp.layers.from_last pairs a list given from the last layer down with its layers."
+        )
     n = len(decoder_layers(model))
     clean: dict[int, float] = {}
     for layer, alpha in alphas.items():
@@ -154,8 +159,9 @@ def apply_harp(model: nn.Module, alphas: Mapping[int, float]) -> nn.Module:
     adapter = adapter_for(model)
     clean = validate_alphas(model, alphas)
     layers = decoder_layers(model)
+    slots = {idx: HarpSlot(layers[idx], adapter) for idx in clean}  # every layer checked before any changes
     for idx, alpha in clean.items():
-        HarpSlot(layers[idx], adapter).set(alpha)
+        slots[idx].set(alpha)
     return model
 
 

@@ -29,6 +29,14 @@ def kv_cache_width(model: nn.Module) -> int:
     )
 
 
+def dense_linear_params(config) -> int:
+    """Decoder linear weights of the unpruned architecture `config` describes (q, k, v, o and a gated MLP)."""
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    queries, keys = config.num_attention_heads * head_dim, config.num_key_value_heads * head_dim
+    per_layer = config.hidden_size * (2 * queries + 2 * keys + 3 * config.intermediate_size)
+    return config.num_hidden_layers * per_layer
+
+
 def full_kv_cache_width(config) -> int:
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
     return config.num_hidden_layers * config.num_key_value_heads * head_dim

@@ -19,7 +19,8 @@ from harp import artifacts, methods
 from harp.config import MethodConfig
 from harp.errors import HarpError
 from harp.io import atomic_path, read_json, write_json
-from harp.pruning.params import decoder_linear_params, kv_cache_reduction
+from harp.pruning.params import decoder_linear_params, dense_linear_params, kv_cache_reduction
+from harp.records import NUMBER, PLAN_FIELDS, check_fields
 
 
 @dataclass
@@ -88,6 +89,11 @@ def apply_plan(model: nn.Module, plan: Plan) -> nn.Module:
     """Re-apply `plan` to a freshly loaded dense model, in place, checking it fits the model."""
     method = methods.get(plan.method)
     before = decoder_linear_params(model)
+    if before != dense_linear_params(model.config):
+        raise HarpError(
+            f"This model is already pruned ({before:,} of its {dense_linear_params(model.config):,} decoder linear "
+            "weights remain); apply a plan to a freshly loaded model."
+        )
     if before != plan.params_before:
         raise HarpError(
             f"The plan was made for a model with {plan.params_before} decoder linear weights, "
@@ -101,7 +107,10 @@ def apply_plan(model: nn.Module, plan: Plan) -> nn.Module:
 
 
 def save_plan(plan: Plan, out_dir: str | Path) -> Path:
+    """Write `plan` into the folder `out_dir` (created if needed), each file atomically."""
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise HarpError(f"{out_dir} is a file; save_plan writes a plan into a folder, give a folder's path.")
     if plan.tensors:
         from safetensors.torch import save_file
 
@@ -112,25 +121,42 @@ def save_plan(plan: Plan, out_dir: str | Path) -> Path:
 
 
 def load_plan(path: str | Path) -> Plan:
-    """Load a plan (its folder, or its JSON file) and its tensors."""
+    """Load a plan (its folder, or its JSON file) and its tensors, checked: a damaged plan is one sentence."""
     path = Path(path)
     json_path = artifacts.plan(path) if path.is_dir() else path
-    data = read_json(json_path)
+    fix = "delete it and rerun the prune stage"
+    data = check_fields(json_path, read_json(json_path), PLAN_FIELDS | {"tensors": list}, fix)
+    names = data.pop("tensors")
+    data.pop("pruning_ratio", None)
     try:
-        names = data.pop("tensors", [])
-        data.pop("pruning_ratio", None)
         plan = Plan(**data)
-        plan.alphas = {int(k): float(v) for k, v in plan.alphas.items()}
-    except (TypeError, ValueError) as e:
-        raise HarpError(f"{json_path} is not a valid plan ({e}); rerun the prune stage.") from None
+    except TypeError as e:
+        raise HarpError(f"{json_path} is not a valid plan ({e}); {fix}.") from None
+    alphas = check_fields(json_path, plan.alphas, dict.fromkeys(plan.alphas, NUMBER), fix)
+    if not all(str(k).isdigit() and 0.0 <= v <= 1.0 for k, v in alphas.items()):
+        raise HarpError(f"{json_path} holds alphas outside [0, 1] or on no layer: {alphas}; {fix}.")
+    plan.alphas = {int(k): float(v) for k, v in alphas.items()}
     if names:
-        from safetensors.torch import load_file
-
-        tensor_path = artifacts.plan_tensors(json_path.parent)
-        if not tensor_path.exists():
-            raise HarpError(f"{json_path} lists tensors but {tensor_path} is missing; rerun the prune stage.")
-        plan.tensors = load_file(str(tensor_path))
+        plan.tensors = _load_tensors(artifacts.plan_tensors(json_path.parent), names, fix)
     return plan
+
+
+def _load_tensors(path: Path, names: list[str], fix: str) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    if not path.exists():
+        raise HarpError(f"The plan lists tensors but {path} is missing; {fix}.")
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, RuntimeError, ValueError) as e:
+        raise HarpError(f"{path} is damaged ({str(e).splitlines()[0][:120]}); {fix}.") from None
+    if sorted(tensors) != sorted(names):
+        raise HarpError(f"{path} holds other tensors than its plan lists; {fix}.")
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise HarpError(f"{path}: tensor {name} holds NaN or infinite values; {fix}.")
+    return tensors
 
 
 def plan_hash(path: str | Path) -> str:

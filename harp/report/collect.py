@@ -19,6 +19,8 @@ plan (or perplexity record) is there, `model_id`, `pruning_ratio` and `kv_cache_
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from pathlib import Path
 
@@ -28,19 +30,8 @@ from harp import artifacts
 from harp.errors import HarpError
 from harp.io import read_json
 from harp.layers import from_last
-from harp.records import read_alphas_record
+from harp.records import read_alphas_record, read_eval_result, read_perplexity
 
-EVAL_KEYS = (
-    "task",
-    "category",
-    "primary_metric",
-    "score",
-    "n_samples",
-    "num_fewshot",
-    "limit",
-    "fixture",
-    "tiny_model",
-)
 COLUMNS = [
     "kind",
     "experiment",
@@ -99,9 +90,7 @@ def _plan_info(method_dir: Path) -> dict:
 
 
 def _eval_rows(path: Path) -> dict:
-    data = read_json(path)
-    if missing := [k for k in ("model", "method", "metrics", *EVAL_KEYS) if k not in data]:
-        raise HarpError(f"{path} lacks the key(s) {', '.join(missing)}; rerun the evaluate stage that wrote it.")
+    data = read_eval_result(path)
     metric = data["primary_metric"]
     return {
         "task": data["task"],
@@ -135,7 +124,7 @@ def _method_rows(experiment: str, model: str, method_dir: Path) -> list[dict]:
     base = {"experiment": experiment, "model": model, "method": method_dir.name} | _plan_info(method_dir)
     rows = [base | {"kind": "eval"} | _eval_rows(p) for p in _visible(artifacts.eval_dir(method_dir).glob("*.json"))]
     if (ppl_path := artifacts.perplexity(method_dir)).exists():
-        ppl = read_json(ppl_path)
+        ppl = read_perplexity(ppl_path)
         rows.append(
             base
             | {
@@ -217,11 +206,33 @@ def write_results(frame: pd.DataFrame, path: str | Path) -> None:
 
 
 def load_results(path: str | Path) -> pd.DataFrame:
-    """Read the collected table back (what the report stage and the notebook start from)."""
+    """Read the collected table back (what the report stage and the notebook start from), checked whole:
+    the columns collect writes, every row complete, the last one ended, at least one row."""
     path = Path(path)
+    fix = "rerun the collect stage (`python -m harp.cli.collect`)"
     if not path.exists():
-        raise HarpError(f"{path} does not exist; run the collect stage first (`python -m harp.cli.collect`).")
-    frame = pd.read_csv(path, keep_default_na=True)
-    if "kind" not in frame.columns:
-        raise HarpError(f"{path} has no `kind` column; it was not written by the collect stage.")
-    return frame
+        raise HarpError(f"{path} does not exist; {fix}.")
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        raise HarpError(f"{path} is not UTF-8 text; {fix}.") from None
+    rows = list(csv.reader(io.StringIO(text)))
+    if not rows or rows[0] != COLUMNS + SPEED_COLUMNS:
+        raise HarpError(f"{path} does not have the columns the collect stage writes; {fix}.")
+    if len(rows) == 1:
+        raise HarpError(f"{path} holds no results, only its header; {fix}.")
+    short = next((i for i, row in enumerate(rows[1:], start=2) if len(row) != len(rows[0])), None)
+    if short is not None or not text.endswith("\n"):
+        raise HarpError(f"{path} is truncated (line {short or len(rows)} is incomplete); {fix}.")
+    return pd.read_csv(io.StringIO(text), keep_default_na=True)
+
+
+def check_current(frame: pd.DataFrame, path: str | Path, results_dir: str | Path) -> None:
+    """The collected table must describe the results on disk now: the same rows of each kind and run."""
+    keys = ["kind", "experiment", "model", "method"]
+    now = collect(results_dir)
+    if not frame[keys].value_counts().sort_index().equals(now[keys].value_counts().sort_index()):
+        raise HarpError(
+            f"{path} does not match the results under {results_dir} ({len(frame)} rows, {len(now)} on disk); "
+            "rerun the collect stage (`python -m harp.cli.collect`)."
+        )

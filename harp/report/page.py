@@ -103,6 +103,7 @@ def render(
     wandb_dir: Path,
     wandb_project: str = "harp",
     wandb_entity: str | None = None,
+    pdf_built: bool = False,
 ) -> str:
     """The page's markdown; paths are written relative to `out_dir` (where the page lies)."""
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -129,7 +130,7 @@ def render(
     doc, pdf = artifacts.tables_document(tables_dir), artifacts.tables_pdf(tables_dir)
     lines += [
         f"Every table in one LaTeX document: [{doc.relative_to(out_dir)}]({doc.relative_to(out_dir)})"
-        + (f", compiled: [{pdf.relative_to(out_dir)}]({pdf.relative_to(out_dir)})" if pdf.exists() else "")
+        + (f", compiled: [{pdf.relative_to(out_dir)}]({pdf.relative_to(out_dir)})" if pdf_built else "")
         + ". The first tables have the paper's layout (one per task category); the others are extras.",
         "",
     ]

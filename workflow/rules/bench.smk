@@ -17,6 +17,7 @@ rule speed:
         **MODEL_RESOURCES,
     params:
         py=PY,
-        overrides=lambda wc: P.overrides(wc.expdir, wc.model, wc.method),
+        command=lambda wc: P.command(wc.expdir, wc.model, wc.method),
+        settings=lambda wc: P.settings("speed", wc.expdir, wc.model, wc.method),
     shell:
-        "OMP_NUM_THREADS={threads} {params.py} -m harp.cli.speed {params.overrides} > {log:q} 2>&1"
+        "OMP_NUM_THREADS={threads} {params.py} -m harp.cli.speed {params.command} > {log:q} 2>&1"

@@ -14,9 +14,10 @@ for _model, _source in P.built_models().items():
         threads: workflow.cores
         params:
             py=PY,
-            overrides=" ".join((f"model={_model}", *P.common)),
+            command=P.common_command(f"model={_model}"),
+            settings=P.build_settings(_model),
         shell:
-            "OMP_NUM_THREADS={threads} {params.py} -m harp.cli.build_tiny {params.overrides} > {log:q} 2>&1"
+            "OMP_NUM_THREADS={threads} {params.py} -m harp.cli.build_tiny {params.command} > {log:q} 2>&1"
 
 
 if P.fixtures_dir:
@@ -30,9 +31,9 @@ if P.fixtures_dir:
             ENV
         params:
             py=PY,
-            overrides=" ".join(P.common),
+            command=P.common_command(),
         shell:
-            "{params.py} -m harp.cli.fixtures {params.overrides} > {log:q} 2>&1"
+            "{params.py} -m harp.cli.fixtures {params.command} > {log:q} 2>&1"
 
 
 # One job per calibration set of each model: `data` (HARP's search), or a method's own (FLAP's, Wanda-sp's).
@@ -50,6 +51,7 @@ rule calibrate:
         runtime=30,
     params:
         py=PY,
-        overrides=lambda wc: P.calibration_overrides(wc.expdir, wc.model, wc.calib),
+        command=lambda wc: P.calibration_command(wc.expdir, wc.model, wc.calib),
+        settings=lambda wc: P.calibration_settings(wc.expdir, wc.model, wc.calib),
     shell:
-        "OMP_NUM_THREADS={threads} {params.py} -m harp.cli.calibrate {params.overrides} > {log:q} 2>&1"
+        "OMP_NUM_THREADS={threads} {params.py} -m harp.cli.calibrate {params.command} > {log:q} 2>&1"

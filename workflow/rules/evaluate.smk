@@ -18,10 +18,12 @@ for _shard, _tasks in P.eval_shards().items():
             **MODEL_RESOURCES,
         params:
             py=PY,
-            overrides=lambda wc: P.overrides(wc.expdir, wc.model, wc.method),
-            select="eval.select=[{}]".format(",".join(_tasks)),
+            command=lambda wc, tasks=_tasks: P.command(
+                wc.expdir, wc.model, wc.method, f"eval.select=[{','.join(tasks)}]"
+            ),
+            settings=lambda wc: P.settings("evaluate", wc.expdir, wc.model, wc.method),
         shell:
-            "OMP_NUM_THREADS={threads} {params.py} -m harp.cli.evaluate {params.overrides} '{params.select}' > {log:q} 2>&1"
+            "OMP_NUM_THREADS={threads} {params.py} -m harp.cli.evaluate {params.command} > {log:q} 2>&1"
 
 
 rule perplexity:
@@ -39,6 +41,7 @@ rule perplexity:
         **MODEL_RESOURCES,
     params:
         py=PY,
-        overrides=lambda wc: P.overrides(wc.expdir, wc.model, wc.method),
+        command=lambda wc: P.command(wc.expdir, wc.model, wc.method),
+        settings=lambda wc: P.settings("perplexity", wc.expdir, wc.model, wc.method),
     shell:
-        "OMP_NUM_THREADS={threads} {params.py} -m harp.cli.perplexity {params.overrides} > {log:q} 2>&1"
+        "OMP_NUM_THREADS={threads} {params.py} -m harp.cli.perplexity {params.command} > {log:q} 2>&1"

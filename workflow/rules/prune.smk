@@ -15,6 +15,7 @@ rule prune:
         **MODEL_RESOURCES,
     params:
         py=PY,
-        overrides=lambda wc: P.overrides(wc.expdir, wc.model, wc.method),
+        command=lambda wc: P.command(wc.expdir, wc.model, wc.method),
+        settings=lambda wc: P.settings("prune", wc.expdir, wc.model, wc.method),
     shell:
-        "OMP_NUM_THREADS={threads} {params.py} -m harp.cli.prune {params.overrides} > {log:q} 2>&1"
+        "OMP_NUM_THREADS={threads} {params.py} -m harp.cli.prune {params.command} > {log:q} 2>&1"

@@ -12,9 +12,9 @@ rule collect:
         ENV
     params:
         py=PY,
-        overrides=" ".join(P.common),
+        command=P.common_command(),
     shell:
-        "{params.py} -m harp.cli.collect {params.overrides} > {log:q} 2>&1"
+        "{params.py} -m harp.cli.collect {params.command} > {log:q} 2>&1"
 
 
 rule report:
@@ -30,6 +30,6 @@ rule report:
         ENV
     params:
         py=PY,
-        overrides=" ".join(P.common),
+        command=P.common_command(),
     shell:
-        "{params.py} -m harp.cli.report {params.overrides} > {log:q} 2>&1"
+        "{params.py} -m harp.cli.report {params.command} > {log:q} 2>&1"

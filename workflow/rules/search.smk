@@ -15,6 +15,7 @@ rule search:
         **MODEL_RESOURCES,
     params:
         py=PY,
-        overrides=lambda wc: P.overrides(wc.expdir, wc.model),
+        command=lambda wc: P.command(wc.expdir, wc.model),
+        settings=lambda wc: P.settings("search", wc.expdir, wc.model),
     shell:
-        "OMP_NUM_THREADS={threads} {params.py} -m harp.cli.search {params.overrides} > {log:q} 2>&1"
+        "OMP_NUM_THREADS={threads} {params.py} -m harp.cli.search {params.command} > {log:q} 2>&1"
