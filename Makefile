@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 CORES ?= 2
 
-.PHONY: demo test lint install bench
+.PHONY: demo test lint install latex bench
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -14,14 +14,23 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+## latex: pdflatex with booktabs for results/tables/tables.pdf (Debian's texlive-latex-recommended), when missing
+## and apt-get can install it; without it the report skips the PDF and says so
+latex:
+	@command -v pdflatex >/dev/null || { \
+	  sudo=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+	  command -v apt-get >/dev/null && $$sudo apt-get update -qq && \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    texlive-latex-recommended >/dev/null; } || echo "pdflatex could not be installed: tables.pdf will be skipped"
+
 ## demo: the embedded default end to end (tiny model, fixtures, HARP and baselines, tables and figures)
-demo: install
+demo: install latex
 	$(PY) -m harp.cli.unlock  # a run killed hard left its lock: release it when no snakemake runs here
 	$(VENV)/bin/snakemake --cores $(CORES) --workflow-profile workflow/profiles/local
 	@echo "report: results/report.md (tables in results/tables/, figures in results/figures/)"
 
 ## test: the test suite
-test: install
+test: install latex
 	$(PY) -m pytest
 
 ## lint: ruff (lint and format), snakefmt and snakemake's own linter, as CI runs them before the tests

@@ -242,7 +242,8 @@ class Pipeline:
     def search_inputs(self, expdir: str, model: str) -> list[str]:
         """The model (when built here) and the alpha search's calibration set."""
         cfg = self.variant(expdir, model, artifacts.SEARCHED_METHOD).cfg
-        return [*self.model_inputs(model), str(cfg.calibration_file())]
+        searched = cfg.fixed_alphas() is None  # fixed alphas (no rescaling, published, given) read no data
+        return [*self.model_inputs(model), *([str(cfg.calibration_file())] if searched else [])]
 
     def eval_inputs(self, expdir: str, model: str, method: str) -> list[str]:
         return [

@@ -7,8 +7,10 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -79,7 +81,7 @@ def test_experiment_alone_runs_only_that_ablation_under_its_own_directory():
     p = pipeline(experiment="layers_2")
     assert set(p.variants) == {("layers_2", "tiny", "harp")}
     assert all(t.startswith("results/ablations/layers_2/tiny/") for t in p.targets())
-    assert p.overrides("results/ablations/layers_2", "tiny").split()[-1] == "experiment=layers_2"
+    assert p.command("results/ablations/layers_2", "tiny").overrides[-1] == "experiment=layers_2"
 
 
 def test_published_alphas_run_harp_and_harp_flap_with_the_authors_alphas():
@@ -114,6 +116,8 @@ def test_paper_models_need_a_gpu_and_the_tiny_model_does_not():
         ({"models": []}, "selects nothing to run"),
         ({"overrides": ["+eval.tasks.nq_opn=5"]}, "Unknown evaluation task 'nq_opn'"),
         ({"overrides": ["method.num_layer=3"]}, "num_layer"),
+        ({"overrides": ["eval.limit=-5"]}, "eval.limit is -5; it must be at least 1"),
+        ({"overrides": ["method.alphas=[0.5,1.5,0.2]"]}, "An alpha of method.alphas is 1.5"),
         ({"overrides": ["budget.kind=half"]}, "budget.kind is 'half'; choose one of attention_fraction, ratio"),
         ({"overrides": ["budget.kind=ratio", "budget.value=1.5"]}, "budget.value (a ratio of the decoder linear"),
         ({"methods": ["wanda_sp"], "overrides": ["method.allocation=even"]}, "method.allocation is 'even'"),
@@ -137,7 +141,9 @@ def test_dry_run_lists_every_job_without_weights(tmp_path, suite):
     counts = job_counts(proc.stdout + proc.stderr)
     shards = 27 if s["eval_jobs"] == "task" else 3
     expected = {
-        "calibrate": models * (3 + experiments),  # main: the search's set, Wanda-sp's and FLAP's; one per ablation
+        # main: the search's set, Wanda-sp's and FLAP's; one per searched ablation (no_rescale searches nothing),
+        # and the published-alphas run's harp_flap reads FLAP's set
+        "calibrate": {"demo": 7, "paper": 36}[suite],
         "search": models * (1 + experiments),
         "prune": runs,
         "perplexity": runs,
@@ -171,8 +177,9 @@ def test_snakemake_rejects_a_bad_config_before_any_job(tmp_path, config, message
 
 @pytest.fixture(scope="module")
 def smoke_dir(tiny_model_dir, tmp_path_factory) -> Path:
-    """A working directory holding the (briefly trained) tiny model, so the smoke run does not rebuild it."""
-    work = tmp_path_factory.mktemp("smoke")
+    """A working directory holding the (briefly trained) tiny model, so the smoke run does not rebuild it; its
+    path has a space, which every job's command must quote."""
+    work = tmp_path_factory.mktemp("smoke") / "with space"
     shutil.copytree(tiny_model_dir, work / "results/models/tiny")
     return work
 
@@ -208,6 +215,49 @@ def test_smoke_run_resumes_only_what_is_missing(smoke_dir):
     assert proc.returncode == 0, proc.stderr[-3000:]
     counts = job_counts(proc.stdout + proc.stderr)
     assert counts == {"perplexity": 1, "collect": 1, "report": 1, "all": 1, "total": 4}
+
+
+@pytest.mark.slow
+def test_an_override_reruns_only_the_stages_that_consume_it(smoke_dir):
+    assert snakemake(smoke_dir, *SMOKE).returncode == 0  # complete again after the test above
+    limited = ["--cores", "2", "--config", "suite=smoke", f"overrides={json.dumps([*QUICK, 'eval.limit=50'])}"]
+    proc = snakemake(smoke_dir, *limited, "-n", "--quiet", "rules")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert job_counts(proc.stdout + proc.stderr) == {"evaluate_all": 2, "collect": 1, "report": 1, "all": 1, "total": 5}
+    untracked = snakemake(smoke_dir, *SMOKE, "tracking=disabled", "-n")
+    assert "Nothing to be done" in untracked.stdout + untracked.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
+def test_a_killed_run_resumes_by_running_the_same_command_again(smoke_dir, sig):
+    """Killed while evaluating (Ctrl-C, or SIGKILL to the whole process group); `make demo`'s two steps (release
+    a dead run's lock, run snakemake) finish the work."""
+    shutil.rmtree(smoke_dir / "results/tiny/dense/eval")
+    log = smoke_dir / "results/tiny/dense/logs/evaluate_all.log"
+    log.unlink(missing_ok=True)
+    env = os.environ | {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    cmd = [SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "--directory", str(smoke_dir), *SMOKE]
+    run = subprocess.Popen(
+        cmd, cwd=smoke_dir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    deadline = time.time() + 300
+    while not log.exists() and time.time() < deadline and run.poll() is None:
+        time.sleep(0.5)
+    assert log.exists(), "the evaluation job never started"
+    os.killpg(run.pid, sig)
+    run.wait(timeout=120)
+    unlock = subprocess.run(
+        [sys.executable, "-m", "harp.cli.unlock", str(smoke_dir)], env=env, capture_output=True, text=True
+    )
+    assert unlock.returncode == 0, unlock.stderr
+    assert ("releasing the lock" in unlock.stdout) == (sig == signal.SIGKILL)
+    proc = snakemake(smoke_dir, *SMOKE)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert {p.name for p in (smoke_dir / "results/tiny/dense/eval").glob("*.json")} == {
+        "winogrande.json",
+        "nq_open.json",
+    }
 
 
 @pytest.mark.slow

@@ -48,6 +48,9 @@ def stage(name: str, per_model: bool = True) -> Callable:
 
             try:
                 cfg = validate(dcfg, experiment=HydraConfig.get().runtime.choices.get("experiment"))
+                if not cfg.progress:  # the libraries' own bars too (loading weights, lm-eval's requests)
+                    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+                    os.environ["TQDM_DISABLE"] = "1"
                 writable(Path(cfg.results_dir))
                 with stage_lock(cfg, name), tracked_run(cfg, name, per_model) as tracker:
                     fn(cfg, tracker)

@@ -21,18 +21,20 @@ from harp.records import read_alphas
 def main(cfg: Config, tracker) -> None:
     method = methods.get(cfg.method.name)
     reads = method.inputs(cfg.budget.kind)
-    model, _ = load_for(cfg)
     expdir, name = cfg.experiment_dir, cfg.model.name
-    reference = (
-        load_plan(artifacts.method_dir(expdir, name, artifacts.SEARCHED_METHOD)) if "reference" in reads else None
-    )
+    # the inputs first: a missing or damaged one fails before the model loads
+    reference_dir = artifacts.method_dir(expdir, name, artifacts.SEARCHED_METHOD)
+    reference = load_plan(reference_dir) if "reference" in reads else None
+    calibration = load_calibration(cfg.calibration_file()) if "calibration" in reads else None
+    alphas = read_alphas(artifacts.alphas(expdir, name)) if "alphas" in reads else None
     harp_layers = len(cfg.pruned_layers())
+    model, _ = load_for(cfg)
     inputs = PruneInputs(
         model=model,
         source=cfg.model.source,
         method=cfg.method,
-        calibration=load_calibration(cfg.calibration_file()) if "calibration" in reads else None,
-        alphas=read_alphas(artifacts.alphas(expdir, name)) if "alphas" in reads else None,
+        calibration=calibration,
+        alphas=alphas,
         target_removed=budget.target_removed(model, cfg.budget, harp_layers, reference) if method.budgeted else None,
     )
     plan = method.planner(inputs)

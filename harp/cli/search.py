@@ -35,8 +35,8 @@ def main(cfg: Config, tracker) -> None:
         "searched": alphas is None,
     }
     if alphas is None:
+        calibration = load_calibration(cfg.calibration_file())  # before the model: a damaged set fails fast
         model, _ = load_for(cfg)
-        calibration = load_calibration(cfg.calibration_file())
         result = search_alphas(
             model,
             calibration,

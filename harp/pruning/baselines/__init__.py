@@ -3,10 +3,13 @@ followed by FLAP MLP-channel pruning, the authors' release). Each module holds o
 `harp.methods` lists them.
 
 Choices shared by all of them:
-- Budget: removed decoder linear weights match the budget (`harp.pruning.budget`: HARP's plan, or
-  `method.ratio`) within 1%, counted in exact weights per unit (`ranking`). Whole attention blocks
-  (`attn_drop`) are too coarse to always hit 1%: they get as close as whole blocks allow and
+- Budget: removed decoder linear weights match the budget (`harp.pruning.budget`; the paper's L/N of the
+  attention weights by default) within 1%, counted in exact weights per unit (`ranking`). Whole attention
+  blocks (`attn_drop`) are too coarse to always hit 1%: they get as close as whole blocks allow and
   `details["budget"]` records the gap.
+- Allocation (`method.allocation`): `uniform` removes the same count in every layer (the remainder spread
+  over evenly spaced layers), `global` ranks all layers together; each method's default follows its
+  reference code (see its config).
 - GQA: attention is pruned in whole key/value groups, each with the query heads that read it.
   Dropping a query head alone would leave the KV cache as large; dropping a key/value head alone
   would orphan its query heads. Whole groups keep `num_key_value_groups`, so stock HF attention
@@ -16,6 +19,6 @@ Choices shared by all of them:
   standardisation (FLAP standardises channel scores, as its release does).
 - Any layer may lose all its groups (a removed block still keeps the KV cache's length where the
   cache reads it, see `harp.pruning.harp.keep_cache_length`); every MLP keeps at least one channel.
-- Calibration data are the calibrate stage's (the same as HARP's alpha search): the model's
-  `calibration_source` (C4 for Wanda's setting when set to `c4`, the embedded corpus for `tiny`).
+- Calibration: each method's own set (`method.calibration`: FLAP's WikiText-2 1024 x 128, Wanda's C4 128 x 128),
+  else the search's (`data`); the tiny model reads every text from its corpus.
 """

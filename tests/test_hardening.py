@@ -1,0 +1,315 @@
+"""Bad input never costs a finished result: every case below is one sentence, a non-zero exit, no traceback,
+and every file of a finished run byte-identical afterwards.
+
+A small finished run of the tiny model (calibration, search, HARP/dense/FLAP plans, perplexity, two
+evaluated tasks, collect, report) is built once; each case then runs a stage in this process, as
+`python -m harp.cli.<stage>` would, against it (damaged files are restored after their case).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import harp
+from harp.errors import HarpError
+from harp.models.adapters import decoder_layers
+from tests.helpers import ROOT, random_model
+
+QUICK = (
+    "data.num_samples=4",
+    "data.seq_len=32",
+    "method.search.grid=[0.0,0.5,1.0]",
+    "eval=smoke",
+    "eval.perplexity.max_tokens=600",
+    "tracking=disabled",
+    "progress=false",
+)
+FLAP_SET = ("method=flap", "method.calibration.num_samples=8", "method.calibration.seq_len=32")
+
+
+def stage(name: str, results: Path, *overrides: str) -> int:
+    """Run a stage's entry point in this process; its exit code (0 when it returns)."""
+    module = importlib.import_module(f"harp.cli.{name}")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(ROOT)
+        mp.setattr(sys, "argv", [name, f"results_dir={results}", *QUICK, *overrides])
+        try:
+            module.main()
+        except SystemExit as exit_:
+            return exit_.code or 0
+    return 0
+
+
+def snapshot(results: Path) -> dict[str, str]:
+    """Content hash of every finished output (logs, locks, wandb and caches aside)."""
+    skip = {"wandb", "logs", ".locks", ".cache"}
+    return {
+        str(p.relative_to(results)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(results.rglob("*"))
+        if p.is_file() and not skip & set(p.relative_to(results).parts)
+    }
+
+
+@pytest.fixture(scope="module")
+def finished(tiny_model_dir, tmp_path_factory) -> tuple[Path, dict[str, str]]:
+    results = tmp_path_factory.mktemp("finished") / "results"
+    shutil.copytree(tiny_model_dir, results / "models" / "tiny")
+    for name, extra in [
+        ("fixtures", ()),
+        ("calibrate", ()),
+        ("calibrate", FLAP_SET),
+        ("search", ()),
+        ("prune", ()),
+        ("prune", ("method=dense",)),
+        ("prune", FLAP_SET),
+        ("perplexity", ()),
+        ("evaluate", ()),
+        ("collect", ()),
+        ("report", ()),
+    ]:
+        assert stage(name, results, *extra) == 0, (name, extra)
+    return results, snapshot(results)
+
+
+def fails(capsys, code: int, message: str, finished, name: str, *overrides: str) -> None:
+    """`name` with `overrides` exits with `code` and one line holding `message`, and loses nothing."""
+    results, before = finished
+    capsys.readouterr()
+    assert stage(name, results, *overrides) == code
+    err = capsys.readouterr().err.strip()
+    assert message in err and "Traceback" not in err, err
+    if code == 2:
+        assert len(err.splitlines()) == 1 and err.startswith("error: "), err
+    assert snapshot(results) == before
+
+
+# --- values: refused where the config is composed, before any work ----------------------------------------
+@pytest.mark.parametrize(
+    "name, overrides, message",
+    [
+        ("evaluate", ["eval.limit=-5"], "eval.limit is -5; it must be at least 1"),
+        ("evaluate", ["eval.limit=0"], "eval.limit is 0"),
+        ("evaluate", ["eval.batch_size=abc"], "eval.batch_size is 'abc'"),
+        ("evaluate", ["eval.select=[]"], "eval.select is empty"),
+        ("calibrate", ["data.num_samples=0"], "data.num_samples is 0"),
+        ("perplexity", ["eval.perplexity.stride=0"], "eval.perplexity.stride is 0"),
+        ("perplexity", ["eval.perplexity.window=1"], "eval.perplexity.window is 1"),
+        ("perplexity", ["eval.perplexity.max_tokens=1"], "eval.perplexity.max_tokens is 1"),
+        ("search", ["method.alphas=[nan,0.5,0.2]"], "An alpha of method.alphas is nan"),
+        ("search", ["method.alphas=[1.5,0.5,0.2]"], "An alpha of method.alphas is 1.5"),
+        ("search", ["method.num_layers=9"], "Cannot prune 9 layers of a 8-layer model"),
+        ("search", ["method.num_layers=0"], "Cannot prune 0 layers"),
+        ("search", ["method.layer_position=side"], "method.layer_position is 'side'"),
+        ("prune", ["budget.kind=half"], "budget.kind is 'half'"),
+        ("prune", ["method=wanda_sp", "method.allocation=even"], "method.allocation is 'even'"),
+        ("speed", ["speed.repeats=0"], "speed.repeats is 0"),
+    ],
+)
+def test_bad_values_are_one_sentence(capsys, finished, name, overrides, message):
+    fails(capsys, 2, message, finished, name, *overrides)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["experiment=no_rescal"], "Could not find 'experiment/no_rescal'"),
+        (["model=llama9"], "Could not find 'model/llama9'"),
+        (["method.num_layer=3"], "Key 'num_layer' not in 'MethodConfig'"),
+    ],
+)
+def test_unknown_names_fail_and_write_nothing(capsys, finished, overrides, message):
+    fails(capsys, 1, message, finished, "search", *overrides)
+
+
+def test_results_dir_must_be_a_writable_folder(capsys, finished, tmp_path):
+    afile = tmp_path / "a-file"
+    afile.write_text("")
+    for path, message in ((afile, "is a file"), (afile / "below", "cannot be created")):
+        capsys.readouterr()
+        assert stage("calibrate", finished[0], f"results_dir={path}") == 2
+        assert message in capsys.readouterr().err
+
+
+def test_online_tracking_without_credentials_says_how_to_log_in(capsys, finished, monkeypatch, tmp_path):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc
+    monkeypatch.setenv("NETRC", str(tmp_path / "none"))
+    fails(capsys, 2, "tracking=online needs a wandb login: run `wandb login`", finished, "collect", "tracking=online")
+
+
+# --- damaged artifacts: one reader per record names the file and the fix ------------------------------------
+@contextlib.contextmanager
+def damaged(path: Path, content: bytes | None):
+    """`path` replaced by `content` (deleted when None) for the block, then restored byte for byte."""
+    original = path.read_bytes()
+    path.unlink()
+    if content is not None:
+        path.write_bytes(content)
+    try:
+        yield
+    finally:
+        path.write_bytes(original)
+
+
+def nan_tail(path: Path) -> bytes:
+    """The safetensors file with its last float32 value set to NaN (header intact)."""
+    data = bytearray(path.read_bytes())
+    data[-4:] = b"\xff\xff\xff\x7f"
+    return bytes(data)
+
+
+CASES = [  # (file relative to results, its damaged content, stage, overrides, message)
+    ("tiny/harp/plan.json", b"\xff\xfe\x00binary", "perplexity", [], "is not UTF-8 text"),
+    ("tiny/harp/alphas.json", b"null", "prune", [], "holds NoneType, not a JSON object"),
+    ("tiny/harp/alphas.json", b'{"layers": [5, 6, 7]}', "prune", [], "lacks the key 'alphas'"),
+    ("tiny/harp/alphas.json", b'{"alphas": {"7": "high"}}', "prune", [], "the alpha of layer '7' is 'high'"),
+    ("tiny/harp/alphas.json", b'{"alphas": {"7": 1.5}}', "prune", [], "outside [0, 1]"),
+    ("tiny/flap/plan.safetensors", b"garbage", "perplexity", FLAP_SET[:1], "plan.safetensors is damaged"),
+    ("tiny/flap/plan.safetensors", None, "perplexity", FLAP_SET[:1], "is missing"),
+    ("tiny/harp/eval/winogrande.json", b"null", "collect", [], "holds NoneType"),
+    ("tiny/harp/eval/winogrande.json", b"\x80\x81", "collect", [], "is not UTF-8 text"),
+    ("tiny/harp/ppl.json", b'{"perplexity": "low"}', "collect", [], "perplexity is 'low', not int or a number"),
+    ("all_results.csv", b"", "report", [], "does not have the columns the collect stage writes"),
+    ("all_results.csv", b"\x00\x01\x02\xff", "report", [], "is not UTF-8 text"),
+    ("tiny/calib/corpus-4x32-seed0.pt", b"not a tensor", "search", ["method.search.grid=[0.0,1.0]"], "is unreadable"),
+]
+
+
+@pytest.mark.parametrize("rel, content, name, overrides, message", CASES)
+def test_damaged_files_are_one_sentence(capsys, finished, rel, content, name, overrides, message):
+    with damaged(finished[0] / rel, content):
+        fails(capsys, 2, message, (finished[0], snapshot(finished[0])), name, *overrides)
+    assert snapshot(finished[0]) == finished[1]
+
+
+def test_flipped_bytes_in_plan_tensors_are_refused_not_turned_into_nan(capsys, finished):
+    path = finished[0] / "tiny/flap/plan.safetensors"
+    with damaged(path, nan_tail(path)):
+        fails(
+            capsys, 2, "holds NaN or infinite values", (finished[0], snapshot(finished[0])), "perplexity", *FLAP_SET[:1]
+        )
+
+
+def test_eval_results_with_a_string_score_are_refused(capsys, finished):
+    path = finished[0] / "tiny/harp/eval/winogrande.json"
+    record = json.loads(path.read_text()) | {"score": "high"}
+    with damaged(path, json.dumps(record).encode()):
+        fails(capsys, 2, "score is 'high', not int or a number", (finished[0], snapshot(finished[0])), "collect")
+
+
+@pytest.mark.parametrize("cut", ["header", "mid-row"])
+def test_a_truncated_results_table_leaves_the_report_as_it_was(capsys, finished, cut):
+    path = finished[0] / "all_results.csv"
+    text = path.read_bytes()
+    content = text.split(b"\n")[0] + b"\n" if cut == "header" else text[: len(text) * 2 // 3]
+    message = "holds no results, only its header" if cut == "header" else "is truncated"
+    with damaged(path, content):
+        fails(capsys, 2, message, (finished[0], snapshot(finished[0])), "report")
+
+
+def test_a_results_table_older_than_the_results_on_disk_is_refused(capsys, finished):
+    extra = finished[0] / "tiny/harp/eval/boolq.json"  # a result the table does not list yet
+    shutil.copy(finished[0] / "tiny/harp/eval/winogrande.json", extra)
+    try:
+        fails(capsys, 2, "does not match the results under", (finished[0], snapshot(finished[0])), "report")
+    finally:
+        extra.unlink()
+
+
+def test_missing_tokenizer_is_one_sentence(capsys, finished, tmp_path):
+    model = tmp_path / "no_tokenizer"
+    shutil.copytree(finished[0] / "models/tiny", model, ignore=shutil.ignore_patterns("tokenizer*"))
+    fails(capsys, 2, "has no usable tokenizer", finished, "calibrate", f"model.source={model}", "model.build=null")
+
+
+def test_a_second_run_of_the_same_job_is_refused_while_the_first_holds_its_lock(capsys, finished):
+    from harp.cli._app import stage_lock
+    from tests.helpers import compose
+
+    cfg = compose(f"results_dir={finished[0]}", *QUICK)
+    with stage_lock(cfg, "collect"):
+        fails(capsys, 2, "Another run is doing this collect job now", finished, "collect")
+
+
+def test_leftover_temporaries_of_a_killed_render_are_cleared(finished):
+    leftover = finished[0] / ".figures.abc123.tmp"
+    leftover.mkdir()
+    (leftover / "half.png").write_bytes(b"")
+    assert stage("report", finished[0]) == 0
+    assert not leftover.exists()
+
+
+def test_ctrl_c_says_how_to_resume_without_a_traceback(tmp_path):
+    """SIGINT during training: exit 130, one line, no traceback, no half-built model."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "harp.cli.build_tiny",
+        f"results_dir={tmp_path}",
+        "tracking=disabled",
+        "progress=false",
+    ]
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=os.environ | {"PYTHONPATH": str(ROOT)}, stderr=subprocess.PIPE, text=True
+    )
+    time.sleep(12)  # past the imports, into tokenizer or model training
+    proc.send_signal(signal.SIGINT)
+    err = proc.communicate(timeout=60)[1].strip()
+    assert proc.returncode == 130, err
+    assert err.endswith("rerun the same command to resume.") and "Traceback" not in err
+    assert not (tmp_path / "models" / "tiny").exists()
+
+
+# --- the Python API -------------------------------------------------------------------------------------
+def test_apply_harp_that_fails_on_one_layer_leaves_the_model_untouched():
+    model = harp.apply_harp(random_model("llama"), {4: 0.5})
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(HarpError, match="already pruned"):
+        harp.apply_harp(model, {5: 0.3, 4: 0.2})
+    after = model.state_dict()
+    assert after.keys() == before.keys() and all(torch.equal(after[k], before[k]) for k in before)
+    assert hasattr(decoder_layers(model)[5].self_attn, "q_proj")
+    with pytest.raises(HarpError, match="alphas must map a layer index to its alpha"):
+        harp.apply_harp(random_model("llama"), [0.5, 0.3])
+
+
+@pytest.mark.parametrize(
+    "ids, kwargs, message",
+    [
+        (torch.rand(4, 16), {}, "must be integer token ids"),
+        (torch.full((4, 16), 500), {}, "must lie in 0..127"),
+        (torch.randint(0, 128, (4, 16)), {"layers": [99]}, "layers must be distinct indices in 0..5"),
+        (torch.randint(0, 128, (4, 16)), {"layers": []}, "layers must be distinct indices"),
+    ],
+)
+def test_search_alphas_checks_its_inputs(ids, kwargs, message):
+    with pytest.raises(HarpError, match=message):
+        harp.search_alphas(random_model("llama"), ids, 2, progress=False, **kwargs)
+
+
+def test_save_plan_onto_a_file_and_apply_plan_twice_are_clear(tmp_path):
+    from harp.pruning.params import decoder_linear_params
+    from harp.pruning.plan import build_plan
+
+    model = random_model("llama")
+    before = decoder_linear_params(model)
+    plan = build_plan("harp", "random", harp.apply_harp(model, {5: 0.5}), before, [5], {5: 0.5})
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(HarpError, match="is a file; save_plan writes a plan into a folder"):
+        harp.save_plan(plan, tmp_path / "afile")
+    fresh = harp.apply_plan(random_model("llama"), plan)
+    with pytest.raises(HarpError, match="This model is already pruned"):
+        harp.apply_plan(fresh, plan)
