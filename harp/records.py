@@ -30,6 +30,9 @@ EVAL_FIELDS = {
     "tiny_model": bool,
 }
 PERPLEXITY_FIELDS = {"perplexity": NUMBER, "tokens": int, "source": str, "model": str, "method": str}
+# the speed benchmark's CSV (one row per variant, phase and length), after its model and method columns
+SPEED_COLUMNS = ["variant", "phase", "seq_len", "median_s", "tokens_per_s", "speedup", "bound", "peak_mem_bytes",
+                 "kv_cache_bytes", "device", "dtype", "random_weights"]  # fmt: skip
 PLAN_FIELDS = {
     "method": str,
     "model": str,

@@ -24,23 +24,9 @@ from harp.models.adapters import ADAPTERS
 from harp.models.loading import load_config, load_model, resolve_device
 from harp.pruning.harp import apply_harp
 from harp.pruning.plan import apply_plan, load_plan
+from harp.records import SPEED_COLUMNS
 
-COLUMNS = [
-    "model",
-    "method",
-    "variant",
-    "phase",
-    "seq_len",
-    "median_s",
-    "tokens_per_s",
-    "speedup",
-    "bound",
-    "peak_mem_bytes",
-    "kv_cache_bytes",
-    "device",
-    "dtype",
-    "random_weights",
-]
+COLUMNS = ["model", "method", *SPEED_COLUMNS]
 
 
 def architecture(cfg: Config):

@@ -30,7 +30,7 @@ from harp import artifacts
 from harp.errors import HarpError
 from harp.io import read_json
 from harp.layers import from_last
-from harp.records import read_alphas_record, read_eval_result, read_perplexity
+from harp.records import SPEED_COLUMNS, read_alphas_record, read_eval_result, read_perplexity
 
 COLUMNS = [
     "kind",
@@ -57,20 +57,6 @@ COLUMNS = [
     "searched",
     "step",
     "versions",
-]
-SPEED_COLUMNS = [
-    "variant",
-    "phase",
-    "seq_len",
-    "median_s",
-    "tokens_per_s",
-    "speedup",
-    "bound",
-    "peak_mem_bytes",
-    "kv_cache_bytes",
-    "device",
-    "dtype",
-    "random_weights",
 ]
 
 
