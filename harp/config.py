@@ -46,6 +46,60 @@ class SearchConfig:
     batch_size: int = 8
 
 
+MASK_PATTERNS = ("unstructured", "2:4")
+MASK_RANKINGS = ("mask", "masked_weight")
+
+
+@dataclass
+class MaskConfig:
+    """Settings of the q/k weight masks (`attn_mask`, and `wanda_qk` its baseline); checked on construction,
+    so a bad value fails before any model loads (every stage and the workflow planner build this)."""
+
+    sparsity: Optional[float] = None  # s: fraction of each q/k row zeroed; null: match the parameter budget
+    pattern: str = "unstructured"  # unstructured | 2:4 (exactly 2 of every 4 consecutive inputs kept per row)
+    lam: float = 0.3  # lambda, weight of the L2 penalty on the mask (conf/method/attn_mask.yaml says why)
+    step_size: float = 0.01  # gradient-descent step
+    iterations: int = 100  # gradient-descent steps per layer
+    rank_by: str = "mask"  # attn_mask's binarisation: mask (M, the paper's reading) | masked_weight (M * |W|)
+    layers: Optional[list[int]] = None  # layers masked; null: every layer
+    num_samples: Optional[int] = 8  # calibration sequences used (the first N); null: all of them
+    compare: list[float] = field(default_factory=lambda: [0.3, 0.5, 0.7])  # sparsities of the mask_compare stage
+    compare_tokens: Optional[int] = 4096  # held-out tokens per mask_compare perplexity (the first N); null: all
+
+    def __post_init__(self) -> None:
+        for s in ([self.sparsity] if self.sparsity is not None else []) + list(self.compare):
+            if not 0.0 <= s < 1.0:
+                raise HarpError(f"A mask sparsity is {s}; it must lie in [0, 1).")
+        if self.pattern not in MASK_PATTERNS:
+            raise HarpError(f"Unknown method.mask.pattern {self.pattern!r}; choose one of {', '.join(MASK_PATTERNS)}.")
+        if self.pattern == "2:4" and self.sparsity != 0.5:
+            raise HarpError(
+                f"method.mask.pattern=2:4 keeps exactly 2 of every 4 weights, so method.mask.sparsity must be 0.5, "
+                f"not {self.sparsity}."
+            )
+        if self.rank_by not in MASK_RANKINGS:
+            raise HarpError(f"Unknown method.mask.rank_by {self.rank_by!r}; choose one of {', '.join(MASK_RANKINGS)}.")
+        if not self.step_size > 0:
+            raise HarpError(f"method.mask.step_size is {self.step_size}; it must be positive.")
+        if self.iterations <= 0:
+            raise HarpError(f"method.mask.iterations is {self.iterations}; it must be a positive integer.")
+        if self.lam < 0:
+            raise HarpError(f"method.mask.lam is {self.lam}; it must be non-negative.")
+        if self.compare_tokens is not None and self.compare_tokens < 2:
+            raise HarpError(
+                f"method.mask.compare_tokens is {self.compare_tokens}; it must be at least 2 (or null: all)."
+            )
+        if self.num_samples is not None and self.num_samples <= 0:
+            raise HarpError(f"method.mask.num_samples is {self.num_samples}; it must be positive (or null: all).")
+
+    def check_width(self, in_features: int) -> None:
+        """2:4 groups consecutive inputs in fours: the q/k input width (the hidden size) must divide by 4."""
+        if self.pattern == "2:4" and in_features % 4:
+            raise HarpError(
+                f"method.mask.pattern=2:4 needs the q/k input width to be a multiple of 4, but it is {in_features}."
+            )
+
+
 @dataclass
 class MethodConfig:
     name: str = MISSING  # a registered method: dense, harp, ...
@@ -58,6 +112,7 @@ class MethodConfig:
     target: str = "attention"  # baselines: attention | mlp | attention+mlp
     mlp_ratio: Optional[float] = None  # HARP+FLAP: fraction of MLP weights removed
     batch_size: int = 8  # sequences per forward pass over the calibration data
+    mask: MaskConfig = field(default_factory=MaskConfig)  # attn_mask and wanda_qk: q/k weight masks
 
 
 @dataclass

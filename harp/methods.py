@@ -25,6 +25,7 @@ class Method:
     module: str  # defines `make_plan(inputs: PruneInputs) -> Plan` and `apply(model, plan) -> None`
     needs: tuple[str, ...] = ()
     budgeted: bool = False  # removes a parameter budget that the prune stage resolves (`harp.pruning.budget`)
+    zeroes: bool = False  # zeroes weights in place (masks) instead of removing structures: the KV cache keeps its size
 
     @property
     def planner(self) -> Callable:
@@ -47,6 +48,8 @@ METHODS: dict[str, Method] = {
         Method("flap", "FLAP", "harp.pruning.baselines.flap", needs=_BASELINE, budgeted=True),
         Method("amp", "AMP", "harp.pruning.baselines.amp", needs=_BASELINE, budgeted=True),
         Method("attn_drop", "AttnDrop", "harp.pruning.baselines.attn_drop", needs=_BASELINE, budgeted=True),
+        Method("attn_mask", "Attn-mask", "harp.pruning.attn_mask", needs=_BASELINE, budgeted=True, zeroes=True),
+        Method("wanda_qk", "Wanda-qk", "harp.pruning.wanda_qk", needs=_BASELINE, budgeted=True, zeroes=True),
     )
 }
 

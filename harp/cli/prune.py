@@ -6,7 +6,7 @@ Writes the plan (JSON, plus a tensor file when the method has tensors) into `<ex
 from __future__ import annotations
 
 from harp import artifacts, methods
-from harp.cli._app import load_for, log, save_config, stage
+from harp.cli._app import check_model, load_for, log, save_config, stage
 from harp.config import Config
 from harp.data.calibration import load_calibration
 from harp.pruning.budget import target_removed
@@ -17,6 +17,7 @@ from harp.records import read_alphas
 @stage("prune")
 def main(cfg: Config, tracker) -> None:
     method = methods.get(cfg.method.name)
+    cfg.method.mask.check_width(check_model(cfg).hidden_size)  # a 2:4 mask the model cannot take fails before loading
     model, _ = load_for(cfg)
     expdir, name = cfg.experiment_dir, cfg.model.name
     reference = (
