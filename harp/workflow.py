@@ -83,6 +83,8 @@ class Pipeline:
         self.speed_methods: list[str] = list(pick("speed_methods") or []) if pick("speed") else []
         self.ablation_methods: list[str] = list(pick("ablation_methods") or ["harp"])
         self.eval_jobs: str = pick("eval_jobs") or "task"
+        # attn_mask against wanda_qk, per model, where attn_mask runs (the comparison reads its settings)
+        self.mask_compare: bool = bool(pick("mask_compare")) and artifacts.MASK_METHOD in self.methods
         only = wf.get("experiment")
         experiments = [only] if only else list(pick("experiments") or [])
         self.results_dir = str(wf.get("results_dir") or "results")
@@ -132,6 +134,8 @@ class Pipeline:
             cfg = compose(self.conf_dir, list(overrides))
             if method.startswith("harp"):  # an impossible L or layer position fails now, before any job starts
                 cfg.pruned_layers()
+            if cfg.model.architecture:  # a 2:4 mask the published architecture cannot take fails now too
+                cfg.method.mask.check_width(cfg.model.architecture["hidden_size"])
             self.variants[key] = Variant(experiment, model, method, cfg, overrides)
         return self.variants[key]
 
@@ -219,6 +223,8 @@ class Pipeline:
                 out.append(artifacts.alphas(v.cfg.experiment_dir, v.model))
             if v.experiment == MAIN and v.method in self.speed_methods:
                 out.append(artifacts.speed(d))
+            if v.experiment == MAIN and v.method == artifacts.MASK_METHOD and self.mask_compare:
+                out.append(artifacts.mask_compare(d))
         return [str(p) for p in out]
 
     def resource(self, model: str, key: str) -> int:
