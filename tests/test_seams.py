@@ -23,11 +23,12 @@ FILE_NAMES = (
     "calibration.pt",
     "ppl.json",
     "speed.csv",
+    "mask_compare.csv",
     "all_results.csv",
     "report.md",
     ".config.yaml",
 )
-DEMO_METHODS = ("dense", "harp", "mag_sp", "wanda_sp", "flap", "amp", "attn_drop", "harp_flap")
+DEMO_METHODS = ("dense", "harp", "mag_sp", "wanda_sp", "flap", "amp", "attn_drop", "harp_flap", "attn_mask", "wanda_qk")
 
 
 def test_the_layout():
