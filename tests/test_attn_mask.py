@@ -24,7 +24,7 @@ from harp.pruning.plan import PruneInputs, apply_plan, load_plan, save_plan
 from tests.helpers import ROOT, compose, random_model
 
 MASK_METHODS = ("attn_mask", "wanda_qk")
-QUICK = dict(iterations=5, step_size=1.0, lam=1e-3)
+QUICK = dict(iterations=5)  # the default step and lambda, few steps
 
 
 def calibration(seed: int = 0) -> torch.Tensor:
@@ -112,6 +112,8 @@ def test_binarised_mask_has_the_exact_sparsity_per_row(method):
     for keep in kept(plan, model).values():
         assert (keep.reshape(keep.shape[0], -1, 4).sum(-1) == 2).all()
     assert plan.details["sparsity"] == 0.5
+    if method == "attn_mask":
+        assert plan.details["loss_rose_in"] == [] and set(plan.details["loss_per_entry"]) == {str(i) for i in range(6)}
 
 
 def test_binarisation_keeps_the_highest_scores_and_breaks_ties_by_the_tiebreak():
@@ -244,7 +246,7 @@ def test_workflow_rejects_two_four_on_a_published_width():
 def test_comparison_on_a_tiny_random_model():
     model = random_model("llama", num_layers=3)
     heldout = torch.randint(0, 128, (200,), generator=torch.Generator().manual_seed(2))
-    settings = MaskConfig(iterations=10, step_size=1.0, lam=1e-3, compare=[0.3, 0.7])
+    settings = MaskConfig(iterations=10, compare=[0.3, 0.7])
     dense = [p.detach().clone() for p in model.parameters()]
     rows, seconds = compare(model, calibration(), heldout, settings, window=64, stride=32)
     assert set(seconds) == {"attn_mask", "wanda_qk"}

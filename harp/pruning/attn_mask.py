@@ -21,9 +21,11 @@ merged-W notation does not fit a real model):
   the paper's (and the issue's) objective with the attention term's scale fixed, which neither source
   gives: a sum over rows would grow with B, H and n, and any one weight moves the attention matrix by
   about 1/N of what all of them do together, so the attention gradient of one entry shrinks like 1/N.
-  Averaged, then scaled by N, each entry's attention gradient is O(1) on the tiny model and on an 8B
-  layer alike, so lambda is a model-independent trade-off (L/N = mean attention error + lambda/2
-  mean M^2) and step_size * lambda is the decay per step. Float32, autograd gradient.
+  Averaged, then scaled by N, each entry's attention gradient should be of one order whatever the
+  model's size (the argument; the values were tuned on the tiny model only), lambda is the trade-off
+  of L/N = mean attention error + lambda/2 mean M^2, and step_size * lambda the decay per step. The
+  plan lists the layers whose loss rose at some step (`loss_rose_in`): lower the step there.
+  Float32, autograd gradient.
 - Plain full-batch GD from the all-ones mask (the dense model, where the attention term is 0), each
   step projected onto [0, 1]. Starting at its minimum, the attention term only pushes back: lambda
   decays every entry by step*lambda per step, and entries the attention matrix depends on are pulled
@@ -94,7 +96,7 @@ def optimise(
     model: nn.Module, inputs: dict[int, AttentionInputs], settings: MaskConfig
 ) -> tuple[dict[qk_masks.Key, torch.Tensor], dict]:
     """The optimised masks of every layer in `inputs`, and what the plan records about the optimisation."""
-    masks, losses, seconds = {}, {}, {}
+    masks, losses, seconds, rose = {}, {}, {}, []
     for layer, x in inputs.items():
         attn = qk_masks.attention_of(model, layer)
         start = time.perf_counter()
@@ -102,6 +104,8 @@ def optimise(
             mq, mk, trace = optimise_layer(attn, x, settings.lam, settings.step_size, settings.iterations)
         seconds[str(layer)] = round(time.perf_counter() - start, 3)
         losses[str(layer)] = {"first": trace[0], "last": trace[-1]}
+        if any(b > a for a, b in zip(trace, trace[1:])):
+            rose.append(layer)
         masks[(layer, "q_proj")], masks[(layer, "k_proj")] = mq, mk
     values = torch.cat([m.flatten() for m in masks.values()])
     details = {
@@ -109,6 +113,7 @@ def optimise(
         "step_size": settings.step_size,
         "iterations": settings.iterations,
         "loss_per_entry": losses,
+        "loss_rose_in": rose,
         "seconds": seconds,
         "mask_at_0": float((values == 0).float().mean()),
         "mask_at_1": float((values == 1).float().mean()),
