@@ -7,6 +7,7 @@ module spells a file name. An experiment is the main run or one ablation (a `con
       <model>/calib/<set>.pt                calibration token ids, one file per calibration set
       <model>/harp/alphas.json, search.csv  HARP's alphas and the search trace
       <model>/<method>/plan.json (+ plan.safetensors), ppl.json, eval/<task>.json, speed.csv
+      <model>/attn_mask/mask_compare.csv    attn_mask against wanda_qk at equal q/k sparsity
       <model>/<method>/<stage>.config.yaml  the resolved config of the stage that wrote there
       <model>/<method>/logs/<stage>.log     Snakemake job logs
       ablations/<experiment>/...            each ablation, the same layout
@@ -23,6 +24,7 @@ from pathlib import Path
 MAIN = "main"  # the experiment name of the main run; every other experiment is an ablation
 ABLATIONS = "ablations"
 SEARCHED_METHOD = "harp"  # the method whose folder holds the alpha search's outputs
+MASK_METHOD = "attn_mask"  # the method whose folder holds the mask comparison (attn_mask against wanda_qk)
 
 PLAN, PLAN_TENSORS, ALPHAS = "plan.json", "plan.safetensors", "alphas.json"
 
@@ -93,9 +95,17 @@ def speed(mdir: str | Path) -> Path:
     return Path(mdir) / "speed.csv"
 
 
+def mask_compare(mdir: str | Path) -> Path:
+    """The attention-error and perplexity comparison of attn_mask and wanda_qk (in attn_mask's folder)."""
+    return Path(mdir) / "mask_compare.csv"
+
+
 def has_results(mdir: Path) -> bool:
     """Whether a folder holds any per-method artifact (what collect looks for)."""
-    return any(p.exists() for p in (plan(mdir), perplexity(mdir), eval_dir(mdir), speed(mdir), mdir / ALPHAS))
+    return any(
+        p.exists()
+        for p in (plan(mdir), perplexity(mdir), eval_dir(mdir), speed(mdir), mask_compare(mdir), mdir / ALPHAS)
+    )
 
 
 # --- provenance and logs --------------------------------------------------------------------------

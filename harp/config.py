@@ -54,6 +54,33 @@ class SearchConfig:
     batch_size: int = 8
 
 
+MASK_PATTERNS = ("unstructured", "2:4")
+MASK_RANKINGS = ("mask", "masked_weight")
+
+
+@dataclass
+class MaskConfig:
+    """Settings of the q/k weight masks (`attn_mask`, and `wanda_qk` its baseline); `check_values` checks them
+    wherever a config is composed, so a bad value fails before any model loads."""
+
+    sparsity: Optional[float] = None  # s: fraction of each q/k row zeroed; null: match the parameter budget
+    pattern: str = "unstructured"  # unstructured | 2:4 (exactly 2 of every 4 consecutive inputs kept per row)
+    lam: float = 0.3  # lambda, weight of the L2 penalty on the mask (conf/method/attn_mask.yaml says why)
+    step_size: float = 0.01  # gradient-descent step
+    iterations: int = 100  # gradient-descent steps per layer
+    rank_by: str = "mask"  # attn_mask's binarisation: mask (M, the paper's reading) | masked_weight (M * |W|)
+    layers: Optional[list[int]] = None  # layers masked; null: every layer
+    compare: list[float] = field(default_factory=lambda: [0.3, 0.5, 0.7])  # sparsities of the mask_compare stage
+    compare_tokens: Optional[int] = 4096  # held-out tokens per mask_compare perplexity (the first N); null: all
+
+    def check_width(self, in_features: int) -> None:
+        """2:4 groups consecutive inputs in fours: the q/k input width (the hidden size) must divide by 4."""
+        if self.pattern == "2:4" and in_features % 4:
+            raise HarpError(
+                f"method.mask.pattern=2:4 needs the q/k input width to be a multiple of 4, but it is {in_features}."
+            )
+
+
 @dataclass
 class DataConfig:
     """A calibration set: `num_samples` random windows of `seq_len` tokens of `source`."""
@@ -78,6 +105,7 @@ class MethodConfig:
     mlp_ratio: Optional[float] = None  # HARP+FLAP: a fixed fraction of MLP weights; null: fill the budget
     calibration: Optional[DataConfig] = None  # this method's own calibration set; null: `data` (HARP's search)
     batch_size: int = 8  # sequences per forward pass over the calibration data
+    mask: MaskConfig = field(default_factory=MaskConfig)  # attn_mask and wanda_qk: q/k weight masks
 
 
 @dataclass
@@ -264,6 +292,24 @@ def _at_least(key: str, value: int | None, low: int, optional: bool = False) -> 
         raise HarpError(f"{key} is {value}; it must be at least {low}{' (or null)' if optional else ''}.")
 
 
+def _check_mask(mask: MaskConfig) -> None:
+    for s in ([mask.sparsity] if mask.sparsity is not None else []) + list(mask.compare):
+        _within("A sparsity of method.mask (sparsity, compare)", s, 0.0, 1.0)
+    _choice("method.mask.pattern", mask.pattern, MASK_PATTERNS)
+    _choice("method.mask.rank_by", mask.rank_by, MASK_RANKINGS)
+    if mask.pattern == "2:4" and mask.sparsity != 0.5:
+        raise HarpError(
+            f"method.mask.pattern=2:4 keeps exactly 2 of every 4 weights, so method.mask.sparsity must be 0.5, "
+            f"not {mask.sparsity}."
+        )
+    if not mask.step_size > 0:
+        raise HarpError(f"method.mask.step_size is {mask.step_size}; it must be positive.")
+    _at_least("method.mask.iterations", mask.iterations, 1)
+    if not mask.lam >= 0:
+        raise HarpError(f"method.mask.lam is {mask.lam}; it must be non-negative.")
+    _at_least("method.mask.compare_tokens", mask.compare_tokens, 2, optional=True)
+
+
 def check_values(cfg: Config) -> None:
     """Ranges and choices the schema's types cannot express, checked wherever a config is composed (each
     stage, and the workflow planner before any job starts), so a bad value is one sentence up front."""
@@ -286,6 +332,7 @@ def check_values(cfg: Config) -> None:
     if m.mlp_ratio is not None:
         _within("method.mlp_ratio", m.mlp_ratio, 0.0, 1.0)
     _at_least("method.batch_size", m.batch_size, 1)
+    _check_mask(m.mask)
     _at_least("method.search.batch_size", m.search.batch_size, 1)
     for key, data in (("data", cfg.data), ("method.calibration", m.calibration)):
         if data is not None:

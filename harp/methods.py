@@ -25,6 +25,7 @@ class Method:
     module: str  # defines `make_plan(inputs: PruneInputs) -> Plan` and `apply(model, plan) -> None`
     needs: tuple[str, ...] = ()  # of NEEDS; a budgeted method also reads HARP's plan when the budget is match_harp
     budgeted: bool = False  # removes a parameter budget that the prune stage resolves (`harp.pruning.budget`)
+    zeroes: bool = False  # zeroes weights in place (masks) instead of removing structures: the KV cache keeps its size
 
     @property
     def planner(self) -> Callable:
@@ -59,6 +60,8 @@ METHODS: dict[str, Method] = {
         Method("flap", "FLAP", "harp.pruning.baselines.flap", needs=_CALIBRATED, budgeted=True),
         Method("amp", "AMP (no recovery fine-tuning)", "harp.pruning.baselines.amp", needs=_CALIBRATED, budgeted=True),
         Method("attn_drop", "AttnDrop", "harp.pruning.baselines.attn_drop", needs=_CALIBRATED, budgeted=True),
+        Method("attn_mask", "Attn-mask", "harp.pruning.attn_mask", needs=_CALIBRATED, budgeted=True, zeroes=True),
+        Method("wanda_qk", "Wanda-qk", "harp.pruning.wanda_qk", needs=_CALIBRATED, budgeted=True, zeroes=True),
     )
 }
 

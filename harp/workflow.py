@@ -102,6 +102,12 @@ def stage_settings(stage: str, cfg: Config) -> str:
         "evaluate": {"model": asdict(cfg.model), "eval": asdict(cfg.eval) | {"perplexity": None}},
         "perplexity": {"model": asdict(cfg.model), "perplexity": asdict(cfg.eval.perplexity)},
         "speed": {"model": asdict(cfg.model), "method": asdict(cfg.method), "speed": asdict(cfg.speed)},
+        "mask_compare": {
+            "model": asdict(cfg.model),
+            "method": asdict(cfg.method),
+            "calibration": calibration,
+            "perplexity": asdict(cfg.eval.perplexity),
+        },
     }[stage]
     return yaml.safe_dump(parts, sort_keys=True)
 
@@ -126,6 +132,8 @@ class Pipeline:
             e: list(ms) for e, ms in (wf.get("experiment_methods") or {}).items()
         }
         self.eval_jobs: str = pick("eval_jobs") or "task"
+        # attn_mask against wanda_qk, per model, where attn_mask runs (the comparison reads its settings)
+        self.mask_compare: bool = bool(pick("mask_compare")) and artifacts.MASK_METHOD in self.methods
         only = wf.get("experiment")
         experiments = [only] if only else list(pick("experiments") or [])
         self.results_dir = str(wf.get("results_dir") or "results")
@@ -177,6 +185,8 @@ class Pipeline:
             cfg = compose(self.conf_dir, list(overrides))
             if method.startswith("harp"):  # an impossible L, layer position or alpha list fails now, before any job
                 cfg.fixed_alphas()
+            if cfg.model.architecture:  # a 2:4 mask the published architecture cannot take fails now too
+                cfg.method.mask.check_width(cfg.model.architecture["hidden_size"])
             self.variants[key] = Variant(experiment, model, method, cfg, overrides)
         return self.variants[key]
 
@@ -296,6 +306,8 @@ class Pipeline:
                 out.append(artifacts.alphas(v.cfg.experiment_dir, v.model))
             if v.experiment == MAIN and v.method in self.speed_methods:
                 out.append(artifacts.speed(d))
+            if v.experiment == MAIN and v.method == artifacts.MASK_METHOD and self.mask_compare:
+                out.append(artifacts.mask_compare(d))
         return [str(p) for p in out]
 
     def resource(self, model: str, key: str) -> int:

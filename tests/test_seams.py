@@ -22,13 +22,14 @@ FILE_NAMES = (
     "search.csv",
     "ppl.json",
     "speed.csv",
+    "mask_compare.csv",
     "all_results.csv",
     "report.md",
     ".config.yaml",
     "tables.tex",
     "pdflatex.log",
 )
-DEMO_METHODS = ("dense", "harp", "mag_sp", "wanda_sp", "flap", "amp", "attn_drop", "harp_flap")
+DEMO_METHODS = ("dense", "harp", "mag_sp", "wanda_sp", "flap", "amp", "attn_drop", "harp_flap", "attn_mask", "wanda_qk")
 
 
 def test_the_layout():

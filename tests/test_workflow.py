@@ -141,19 +141,22 @@ def test_dry_run_lists_every_job_without_weights(tmp_path, suite):
     counts = job_counts(proc.stdout + proc.stderr)
     shards = 27 if s["eval_jobs"] == "task" else 3
     expected = {
-        # main: the search's set, Wanda-sp's and FLAP's; one per searched ablation (no_rescale searches nothing),
+        # main: the search's set, Wanda-sp's, FLAP's and the mask methods'; one per searched ablation (no_rescale
+        # searches nothing),
         # and the published-alphas run's harp_flap reads FLAP's set
-        "calibrate": {"demo": 7, "paper": 36}[suite],
+        "calibrate": {"demo": 8, "paper": 40}[suite],
         "search": models * (1 + experiments),
         "prune": runs,
         "perplexity": runs,
         "speed": models * len(s["speed_methods"]),
+        "mask_compare": models if s.get("mask_compare") else 0,
         "collect": 1,
         "report": 1,
         "all": 1,
     }
     if suite == "demo":
         expected |= {"build_tiny": 1, "fixtures": 1}
+    expected = {k: v for k, v in expected.items() if v}
     assert {k: v for k, v in counts.items() if not k.startswith("evaluate_") and k != "total"} == expected
     evals = {k: v for k, v in counts.items() if k.startswith("evaluate_")}
     assert len(evals) == shards and set(evals.values()) == {runs}

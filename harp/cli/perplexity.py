@@ -8,7 +8,7 @@ from __future__ import annotations
 from harp import artifacts
 from harp.cli._app import load_for, log, save_config, stage
 from harp.config import Config
-from harp.eval.perplexity import heldout_text, perplexity
+from harp.eval.perplexity import heldout_ids, perplexity
 from harp.io import write_json
 from harp.pruning.plan import apply_plan, load_plan, plan_hash
 from harp.records import finite
@@ -22,9 +22,7 @@ def main(cfg: Config, tracker) -> None:
     apply_plan(model, plan)
     p = cfg.eval.perplexity
     source = cfg.text_source(p.source)
-    ids = tokenizer(heldout_text(source), return_tensors="pt", add_special_tokens=False)["input_ids"][0]
-    if p.max_tokens:
-        ids = ids[: p.max_tokens]
+    ids = heldout_ids(tokenizer, source, p.max_tokens)
     result = perplexity(model, ids, p.window, p.stride, progress=cfg.progress)
     finite(
         result["perplexity"],

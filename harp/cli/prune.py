@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from harp import artifacts, methods
-from harp.cli._app import load_for, log, save_config, stage
+from harp.cli._app import check_model, load_for, log, save_config, stage
 from harp.config import Config
 from harp.data.calibration import load_calibration
 from harp.pruning import budget
@@ -21,6 +21,7 @@ from harp.records import read_alphas
 def main(cfg: Config, tracker) -> None:
     method = methods.get(cfg.method.name)
     reads = method.inputs(cfg.budget.kind)
+    cfg.method.mask.check_width(check_model(cfg).hidden_size)  # a 2:4 mask the model cannot take fails before loading
     expdir, name = cfg.experiment_dir, cfg.model.name
     # the inputs first: a missing or damaged one fails before the model loads
     reference_dir = artifacts.method_dir(expdir, name, artifacts.SEARCHED_METHOD)

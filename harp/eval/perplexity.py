@@ -16,6 +16,12 @@ def heldout_text(source: str) -> str:
     return "\n\n".join(source_texts(source, split="test"))
 
 
+def heldout_ids(tokenizer, source: str, max_tokens: int | None = None) -> torch.Tensor:
+    """The held-out text of `source` as one token stream, cut to its first `max_tokens` when set."""
+    ids = tokenizer(heldout_text(source), return_tensors="pt", add_special_tokens=False)["input_ids"][0]
+    return ids[:max_tokens] if max_tokens else ids
+
+
 @torch.inference_mode()
 def perplexity(model: nn.Module, input_ids: torch.Tensor, window: int, stride: int, progress: bool = True) -> dict:
     """Perplexity of a 1-D token stream; each window scores only the tokens not scored before it."""

@@ -42,6 +42,23 @@ class TinyConfig:
     warmup: int = 20
     seed: int = 0
 
+    def llama_config(self, vocab_size: int, **special_tokens):
+        """The HF `LlamaConfig` of this architecture (`special_tokens`: bos/eos/pad token ids)."""
+        from transformers import LlamaConfig
+
+        return LlamaConfig(
+            vocab_size=vocab_size,
+            hidden_size=self.hidden_size,
+            intermediate_size=self.intermediate_size,
+            num_hidden_layers=self.num_layers,
+            num_attention_heads=self.num_heads,
+            num_key_value_heads=self.num_kv_heads,
+            max_position_embeddings=self.max_position_embeddings,
+            rope_theta=10000.0,
+            tie_word_embeddings=True,
+            **special_tokens,
+        )
+
 
 def train_tokenizer(texts: list[str], vocab_size: int):
     """A byte-level BPE tokenizer (GPT-2 style), wrapped as a `PreTrainedTokenizerFast`."""
@@ -88,7 +105,7 @@ def stream_perplexity(model, stream: torch.Tensor, seq_len: int, batch_size: int
 
 def build_tiny(out_dir: str | Path, cfg: TinyConfig | None = None, progress: bool = True) -> dict:
     """Train the tokenizer and model, save both to `out_dir`, return the training summary."""
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaForCausalLM
 
     cfg = cfg or TinyConfig()
     torch.manual_seed(cfg.seed)
@@ -97,16 +114,8 @@ def build_tiny(out_dir: str | Path, cfg: TinyConfig | None = None, progress: boo
     train = encode_documents(tokenizer, splits.train)
     heldout = encode_documents(tokenizer, splits.heldout)
 
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=cfg.hidden_size,
-        intermediate_size=cfg.intermediate_size,
-        num_hidden_layers=cfg.num_layers,
-        num_attention_heads=cfg.num_heads,
-        num_key_value_heads=cfg.num_kv_heads,
-        max_position_embeddings=cfg.max_position_embeddings,
-        rope_theta=10000.0,
-        tie_word_embeddings=True,
+    config = cfg.llama_config(
+        len(tokenizer),
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,

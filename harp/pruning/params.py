@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from harp.models.adapters import decoder_layers
 
 
 def decoder_linear_params(model: nn.Module) -> int:
-    """Number of weights in the decoder layers' `nn.Linear` modules (biases excluded, as the paper)."""
-    return sum(m.weight.numel() for m in decoder_layers(model).modules() if isinstance(m, nn.Linear))
+    """Nonzero weights in the decoder layers' `nn.Linear` modules (biases excluded, as the paper).
+
+    Nonzero, not `numel`: masking methods (`attn_mask`, `wanda_qk`) zero weights without removing
+    them, and their pruning ratio must count the zeros. Structured methods remove whole rows and
+    columns, which both counts see; a trained dense model has no exact zeros to speak of.
+    """
+    return sum(int(torch.count_nonzero(m.weight)) for m in decoder_layers(model).modules() if isinstance(m, nn.Linear))
 
 
 def attention_weights(model: nn.Module) -> int:

@@ -10,7 +10,11 @@ column says which:
 - `alpha`: one pruned layer of HARP's alphas (`layer`, `alpha`, `published_alpha` as the search
   stage recorded it, `searched`);
 - `search`: one candidate of the greedy search trace (`step`, `layer`, `alpha`, `score` = perplexity);
-- `speed`: one row of a speed benchmark (its own columns: `variant`, `phase`, `seq_len`, `median_s`, ...).
+- `speed`: one row of a speed benchmark (its own columns: `variant`, `phase`, `seq_len`, `median_s`, ...);
+- `mask_compare`: one number of the attn_mask / wanda_qk comparison (`method` the row's own, `rank_by`
+  attn_mask's binarisation, `sparsity`, `layer` (empty: overall), `metric` = "attn_error" (relative
+  Frobenius) or "perplexity", `score`, `task` = perplexity text source, `n_samples` = its tokens,
+  `pruning_ratio` at that sparsity, `kv_cache_reduction` 0).
 
 Every row has `experiment` ("main" for `results/`, the ablation's name for `results/ablations/<name>/`),
 `model`, `method`, `tiny_model` (true on every row of a model built here), and, where the method's
@@ -30,7 +34,7 @@ from harp import artifacts
 from harp.errors import HarpError
 from harp.io import read_json
 from harp.layers import from_last
-from harp.records import SPEED_COLUMNS, read_alphas_record, read_eval_result, read_perplexity
+from harp.records import MASK_COMPARE_COLUMNS, SPEED_COLUMNS, read_alphas_record, read_eval_result, read_perplexity
 
 COLUMNS = [
     "kind",
@@ -56,6 +60,8 @@ COLUMNS = [
     "published_alpha",
     "searched",
     "step",
+    "sparsity",
+    "rank_by",
     "versions",
 ]
 
@@ -127,6 +133,15 @@ def _method_rows(experiment: str, model: str, method_dir: Path) -> list[dict]:
     if (speed_path := artifacts.speed(method_dir)).exists():
         speed = _read_csv(speed_path, SPEED_COLUMNS)
         rows += [base | {"kind": "speed"} | {c: r[c] for c in SPEED_COLUMNS} for r in speed.to_dict("records")]
+    if (compare_path := artifacts.mask_compare(method_dir)).exists():
+        compared = _read_csv(compare_path, [*MASK_COMPARE_COLUMNS, "pruning_ratio"])
+        rows += [
+            base
+            | {c: r[c] for c in ("method", "rank_by", "sparsity", "layer", "metric", "tiny_model", "pruning_ratio")}
+            | {"kind": "mask_compare", "score": r["value"], "task": r["source"], "n_samples": r["tokens"]}
+            | {"kv_cache_reduction": 0.0}
+            for r in compared.to_dict("records")
+        ]
     return rows
 
 

@@ -74,9 +74,10 @@ LATEX_SPECIALS = {
     "^": r"\textasciicircum{}",
     "α": r"$\alpha$",
 }
-# Scale a table down to the text width (never up), then down to 90% of the text height: every table fits a page.
+# Scale a table down to the text width (never up), then down to 65% of the text height (its caption needs the
+# rest): every table fits a page.
 FIT_OPEN = (
-    r"\resizebox*{!}{\ifdim\totalheight>0.9\textheight 0.9\textheight\else\totalheight\fi}{%" + "\n"
+    r"\resizebox*{!}{\ifdim\totalheight>0.65\textheight 0.65\textheight\else\totalheight\fi}{%" + "\n"
     r"\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{%"
 )
 FIT_CLOSE = "}}"
@@ -175,6 +176,12 @@ def caveats(rows: pd.DataFrame) -> str:
         )
     if tiny.any():
         notes.append(f"TINY MODEL{which(tiny)}: a small model trained here, not one of the paper's models.")
+    zeroing = [m for m in method_order(rows.method.dropna()) if getattr(methods.METHODS.get(m), "zeroes", False)]
+    if zeroing:
+        notes.append(
+            f"{', '.join(map(methods.label, zeroing))} zero q/k weights without removing them: Pruned counts the "
+            "zeros; the KV cache keeps its size (0%), and without sparse kernels the model is no faster."
+        )
     return " ".join(notes)
 
 
@@ -391,12 +398,74 @@ def alpha_table(results: pd.DataFrame) -> Table | None:
     return Table("alphas", caption.strip(), frame, precision=2)
 
 
+RANKED_BY = {"mask": "mask", "masked_weight": "mask x weight"}  # attn_mask's binarisations, as table rows say
+
+
+def mask_compare_table(results: pd.DataFrame, model: str) -> Table | None:
+    """Attn-mask against Wanda-qk at equal q/k sparsity: attention error per layer and overall, and perplexity."""
+    rows = results[(results.kind == "mask_compare") & (results.experiment == MAIN) & (results.model == model)]
+    if rows.empty:
+        return None
+    rows = rows.assign(rank_by=rows.rank_by.fillna(""))  # only attn_mask's rows have a ranking
+    variant = [
+        methods.label(m) + (f" ({RANKED_BY[r]})" if r in RANKED_BY else "") for m, r in zip(rows.method, rows.rank_by)
+    ]
+    rows = rows.assign(row=variant)
+    ranks = list(RANKED_BY)
+    order = sorted(  # by s, the baseline (no ranking) first
+        set(zip(rows.sparsity, rows.rank_by, rows.row)),
+        key=lambda k: (k[0], ranks.index(k[1]) if k[1] in ranks else -1),
+    )
+    keys = [(s, row) for s, _, row in order]
+    overall = (
+        rows[rows.layer.isna()].pivot_table(index=["sparsity", "row"], columns="metric", values="score").reindex(keys)
+    )
+    per_layer = rows[rows.layer.notna() & (rows.metric == "attn_error")].pivot_table(
+        index=["sparsity", "row"], columns="layer", values="score"
+    )
+    per_layer.columns = [f"L{int(c)}" for c in per_layer.columns]
+    frame = (100 * per_layer.reindex(keys)).round(1)
+    frame["All"] = (100 * overall["attn_error"]).round(1)
+    frame["PPL"] = overall["perplexity"].round(2)
+    budget = rows.groupby(["sparsity", "row"])[["pruning_ratio", "kv_cache_reduction"]].first().reindex(keys)
+    frame["Pruned (%)"] = (100 * budget["pruning_ratio"]).round(1)
+    frame["KV cache (-%)"] = (100 * budget["kv_cache_reduction"]).round(1)
+    frame.insert(0, "Method", [row for _, row in keys])
+    frame.insert(0, "s (%)", [None if row == DENSE else round(100 * s) for s, row in keys])
+    frame = frame.reset_index(drop=True)
+    pruned = overall.drop(index=0.0, level="sparsity", errors="ignore").reset_index()
+    scored = rows[rows.metric == "perplexity"][["task", "n_samples"]].drop_duplicates()
+    sources = ", ".join(f"{t}, first {int(n)} tokens" for t, n in zip(scored.task, scored.n_samples))
+    verdict = [
+        f"Lower {what} at each s: " + ", ".join(f"{s:g} {row}" for s, row in zip(best.sparsity, best.row))
+        for metric, what in (("attn_error", "attention error"), ("perplexity", "perplexity"))
+        for best in [pruned.loc[pruned.groupby("sparsity")[metric].idxmin()]]
+    ]
+    caption = (
+        f"{model_label(rows, model)}: q/k weights masked at the same per-row sparsity s by Wanda-qk (weight "
+        f"magnitude x input norm) and by Attn-mask (masks learned by gradient descent on the softmax attention "
+        f"matrix), its masks binarised by the mask value M (mask) or by M x weight magnitude (mask x weight). "
+        f"L<i> and All: relative Frobenius "
+        f"error of the attention matrices on the calibration data in % (per layer, and over all layers), lower is "
+        f"better; PPL: held-out perplexity ({sources}). {'. '.join(verdict)}. "
+        f"{caveats(rows)}"
+    )
+    return Table(
+        f"{model}_mask_compare",
+        caption.strip(),
+        frame,
+        digits={"s (%)": 0, "PPL": 2},
+        reference=_dense_rows(frame, "Method"),
+    )
+
+
 def build_tables(results: pd.DataFrame) -> list[Table]:
     """The paper's tables (one per task category) first, then the extras."""
     models = sorted(set(results.model.dropna()))
     tables = [paper_table(results, c) for c in CATEGORIES]
     tables += [score_table(results, m, c) for m in models for c in CATEGORIES]
     tables += [ablation_table(results, m) for m in models] + [perplexity_table(results), alpha_table(results)]
+    tables += [mask_compare_table(results, m) for m in models]
     return [t for t in tables if t is not None]
 
 

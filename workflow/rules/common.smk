@@ -20,6 +20,7 @@ ENV = "../../environment.yml"  # conda environment of every rule (with --softwar
 EXPDIR = "{expdir}"
 METHOD_DIR = artifacts.method_dir(EXPDIR, "{model}", "{method}")
 HARP_DIR = artifacts.method_dir(EXPDIR, "{model}", artifacts.SEARCHED_METHOD)
+MASK_DIR = artifacts.method_dir(EXPDIR, "{model}", artifacts.MASK_METHOD)
 
 
 # A job on a model asks for the resources of the model's kind (workflow/config.yaml `resources`).
