@@ -15,7 +15,17 @@ def decoder_linear_params(model: nn.Module) -> int:
     them, and their pruning ratio must count the zeros. Structured methods remove whole rows and
     columns, which both counts see; a trained dense model has no exact zeros to speak of.
     """
-    return sum(int(torch.count_nonzero(m.weight)) for m in decoder_layers(model).modules() if isinstance(m, nn.Linear))
+    return sum(_nonzero(m.weight) for m in decoder_layers(model).modules() if isinstance(m, nn.Linear))
+
+
+def decoder_linear_size(model: nn.Module) -> int:
+    """Weights the decoder layers' `nn.Linear` modules hold, zero or not: what their shapes say."""
+    return sum(m.weight.numel() for m in decoder_layers(model).modules() if isinstance(m, nn.Linear))
+
+
+def _nonzero(weight: torch.Tensor) -> int:
+    """Nonzero entries; a weight on the meta device (shapes only, as when planning budgets) counts whole."""
+    return weight.numel() if weight.is_meta else int(torch.count_nonzero(weight))
 
 
 def attention_weights(model: nn.Module) -> int:

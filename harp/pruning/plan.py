@@ -19,7 +19,7 @@ from harp import artifacts, methods
 from harp.config import MethodConfig
 from harp.errors import HarpError
 from harp.io import atomic_path, read_json, write_json
-from harp.pruning.params import decoder_linear_params, dense_linear_params, kv_cache_reduction
+from harp.pruning.params import decoder_linear_params, decoder_linear_size, dense_linear_params, kv_cache_reduction
 from harp.records import NUMBER, PLAN_FIELDS, check_fields
 
 
@@ -88,16 +88,17 @@ class PruneInputs:
 def apply_plan(model: nn.Module, plan: Plan) -> nn.Module:
     """Re-apply `plan` to a freshly loaded dense model, in place, checking it fits the model."""
     method = methods.get(plan.method)
-    before = decoder_linear_params(model)
-    if before != dense_linear_params(model.config):
+    size, dense = decoder_linear_size(model), dense_linear_params(model.config)
+    if size != dense:
         raise HarpError(
-            f"This model is already pruned ({before:,} of its {dense_linear_params(model.config):,} decoder linear "
-            "weights remain); apply a plan to a freshly loaded model."
+            f"This model is already pruned ({size:,} of its {dense:,} decoder linear weights remain); "
+            "apply a plan to a freshly loaded model."
         )
+    before = decoder_linear_params(model)
     if before != plan.params_before:
         raise HarpError(
-            f"The plan was made for a model with {plan.params_before} decoder linear weights, "
-            f"but this model has {before}: it belongs to a different model ({plan.model})."
+            f"The plan was made for a model with {plan.params_before} nonzero decoder linear weights, but this model "
+            f"has {before}: it belongs to a different model ({plan.model}), or its weights were already masked."
         )
     method.applier(model, plan)
     after = decoder_linear_params(model)
