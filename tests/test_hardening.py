@@ -265,7 +265,10 @@ def test_ctrl_c_says_how_to_resume_without_a_traceback(tmp_path):
     proc = subprocess.Popen(
         cmd, cwd=ROOT, env=os.environ | {"PYTHONPATH": str(ROOT)}, stderr=subprocess.PIPE, text=True
     )
-    time.sleep(12)  # past the imports, into tokenizer or model training
+    deadline = time.time() + 120  # a cold venv compiles bytecode first: wait for the stage's own lock file
+    while not any((tmp_path / ".locks").glob("build_tiny-*")) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.5)
+    time.sleep(3)  # into tokenizer or model training
     proc.send_signal(signal.SIGINT)
     err = proc.communicate(timeout=60)[1].strip()
     assert proc.returncode == 130, err
