@@ -263,7 +263,12 @@ def test_ctrl_c_says_how_to_resume_without_a_traceback(tmp_path):
         "progress=false",
     ]
     proc = subprocess.Popen(
-        cmd, cwd=ROOT, env=os.environ | {"PYTHONPATH": str(ROOT)}, stderr=subprocess.PIPE, text=True
+        cmd,
+        cwd=ROOT,
+        env=os.environ | {"PYTHONPATH": str(ROOT)},
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # a background shell ignores SIGINT
     )
     deadline = time.time() + 120  # a cold venv compiles bytecode first: wait for the stage's own lock file
     while not any((tmp_path / ".locks").glob("build_tiny-*")) and time.time() < deadline and proc.poll() is None:

@@ -242,7 +242,13 @@ def test_a_killed_run_resumes_by_running_the_same_command_again(smoke_dir, sig):
     env = os.environ | {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     cmd = [SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "--directory", str(smoke_dir), *SMOKE]
     run = subprocess.Popen(
-        cmd, cwd=smoke_dir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        cmd,
+        cwd=smoke_dir,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # a background shell ignores SIGINT
     )
     deadline = time.time() + 300
     while not log.exists() and time.time() < deadline and run.poll() is None:
