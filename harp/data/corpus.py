@@ -19,10 +19,6 @@ class CorpusSplits:
     heldout: list[str]
 
     @property
-    def train_text(self) -> str:
-        return "\n\n".join(self.train)
-
-    @property
     def heldout_text(self) -> str:
         return "\n\n".join(self.heldout)
 

@@ -32,7 +32,6 @@ class SuiteTask:
     name: str  # lm-eval task or group name
     category: str  # generation | discriminative | longbench: the paper's table it belongs to
     primary_metric: str  # lm-eval results key "<metric>,<filter>"
-    is_group: bool = False  # an lm-eval group: metrics are its aggregate over subtasks
     alternative_metric: str | None = None  # the other reading where the paper does not say which it used
 
 
@@ -40,14 +39,14 @@ STANDARD = [
     SuiteTask("nq_open", GENERATION, "exact_match,remove_whitespace"),
     SuiteTask("triviaqa", GENERATION, "exact_match,remove_whitespace"),
     SuiteTask("gsm8k", GENERATION, "exact_match,strict-match", alternative_metric="exact_match,flexible-extract"),
-    SuiteTask("leaderboard_math_hard", GENERATION, "exact_match,none", is_group=True),
-    SuiteTask("bbh_cot_fewshot", GENERATION, "exact_match,get-answer", is_group=True),
+    SuiteTask("leaderboard_math_hard", GENERATION, "exact_match,none"),
+    SuiteTask("bbh_cot_fewshot", GENERATION, "exact_match,get-answer"),
     SuiteTask("winogrande", DISCRIMINATIVE, "acc,none"),
     SuiteTask("arc_challenge", DISCRIMINATIVE, "acc_norm,none", alternative_metric="acc,none"),
     SuiteTask("boolq", DISCRIMINATIVE, "acc,none"),
     SuiteTask("openbookqa", DISCRIMINATIVE, "acc_norm,none", alternative_metric="acc,none"),
     SuiteTask("piqa", DISCRIMINATIVE, "acc_norm,none", alternative_metric="acc,none"),
-    SuiteTask("mmlu", DISCRIMINATIVE, "acc,none", is_group=True),
+    SuiteTask("mmlu", DISCRIMINATIVE, "acc,none"),
 ]
 LONGBENCH_NAMES = [
     "narrativeqa",
