@@ -19,7 +19,8 @@ def _umask() -> int:
 
 
 def _clear_leftovers(path: Path) -> None:
-    """Remove temporaries of `path` that a killed run left behind (each stage holds its outputs' lock)."""
+    """Remove temporaries of `path` that a killed run left behind. Safe because every output file has one
+    writing job (stage_lock refuses a second run of that job), and a job writes each of its files once."""
     for old in path.parent.glob(f".{path.name}.*.tmp"):
         if old.is_dir():
             shutil.rmtree(old)

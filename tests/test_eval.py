@@ -160,7 +160,7 @@ def test_harp_plan_evaluates_and_writes_contract(tiny_model_dir, tmp_path):
         assert data["method"] == "harp" and data["num_fewshot"] == 5 and 0 <= data["score"] <= 1
         assert len(data["plan_hash"]) == 16 and data["versions"]["lm_eval"]
         assert data["seeds"]["fewshot_random_seed"] == 1234 and data["task_versions"][task] is not None
-    assert (run / "tiny" / "harp" / "eval" / "evaluate.config.yaml").exists()
+    assert (run / "tiny" / "harp" / "eval" / "evaluate_all.config.yaml").exists()  # smoke: two categories
 
 
 def test_missing_real_dataset_offline_is_one_sentence(tiny, fixtures_root, tmp_path):

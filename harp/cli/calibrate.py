@@ -20,7 +20,7 @@ def main(cfg: Config, tracker) -> None:
     ids = calibration_ids(tokenizer, d.source, d.num_samples, d.seq_len, d.seed)
     out = cfg.calibration_file()
     save_calibration(out, ids, d.source, d.seed)
-    save_config(cfg, out.parent, "calibrate")
+    save_config(cfg, out.parent, f"calibrate_{out.stem}")  # one per set: calibration jobs run in parallel
     print(f"calibration: {d.num_samples} x {d.seq_len} tokens from {d.source} -> {out}")
 
 

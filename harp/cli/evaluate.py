@@ -90,7 +90,9 @@ def main(cfg: Config, tracker) -> None:
             f"{cfg.model.name}/{cfg.method.name} {name}: {result['primary_metric']} = {result['score']:.4f} "
             f"({result['n_samples']} samples{', fixture' if e.fixtures else ''}, {result['seconds']:.1f} s)"
         )
-    save_config(cfg, out_dir, "evaluate")
+    categories = {suite_task(t).category for t in tasks}  # one file per job: a method's shards run in parallel
+    job = next(iter(tasks)) if len(tasks) == 1 else categories.pop() if len(categories) == 1 else "all"
+    save_config(cfg, out_dir, f"evaluate_{job}")
 
 
 if __name__ == "__main__":
