@@ -65,3 +65,26 @@ def test_plan_hash_tracks_content(tmp_path):
     save_plan(harp_plan(random_model("llama"), {5: 0.4}), tmp_path / "b")
     save_plan(harp_plan(random_model("llama"), {5: 0.5}), tmp_path / "c")
     assert plan_hash(tmp_path / "a") == plan_hash(tmp_path / "c") != plan_hash(tmp_path / "b")
+
+
+def test_a_plan_from_a_checkpoint_with_exact_zeros_applies_to_random_weights_for_speed():
+    """The speed stage times a plan on random weights: the checkpoint's zeros must not make it 'a different model'."""
+    checkpoint = random_model("llama")
+    with torch.no_grad():
+        checkpoint.model.layers[0].mlp.up_proj.weight[0, :3] = 0.0
+    plan = harp_plan(checkpoint, {5: 0.5})
+    with pytest.raises(HarpError, match="belongs to a different model"):
+        harp.apply_plan(random_model("llama"), plan)
+    timed = harp.apply_plan(random_model("llama"), plan, same_weights=False)
+    assert not hasattr(timed.model.layers[5].self_attn, "q_proj")
+
+
+def test_saving_a_plan_without_tensors_removes_the_previous_plans_tensors(tmp_path):
+    plan = harp_plan(random_model("llama"), {5: 0.5})
+    save_plan(plan, tmp_path / "clean")
+    plan.tensors = {"mask": torch.ones(4, dtype=torch.bool)}
+    save_plan(plan, tmp_path / "reused")
+    plan.tensors = {}
+    save_plan(plan, tmp_path / "reused")
+    assert not (tmp_path / "reused" / "plan.safetensors").exists()
+    assert plan_hash(tmp_path / "reused") == plan_hash(tmp_path / "clean")

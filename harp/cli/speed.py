@@ -60,7 +60,8 @@ def pruning(cfg: Config):
         plan = load_plan(plan_path)
         if plan.method == "dense":
             return None, f"{plan_path} (dense)"
-        return (lambda model: apply_plan(model, plan)), str(plan_path)
+        same = not cfg.speed.random_weights  # random weights: the checkpoint's nonzero counts do not apply
+        return (lambda model: apply_plan(model, plan, same_weights=same)), str(plan_path)
     if cfg.method.name == "dense":
         return None, "dense (nothing pruned)"
     if cfg.method.name == "harp":

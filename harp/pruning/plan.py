@@ -85,8 +85,11 @@ class PruneInputs:
     target_removed: int | None = None  # the budget, in decoder linear weights (budgeted methods)
 
 
-def apply_plan(model: nn.Module, plan: Plan) -> nn.Module:
-    """Re-apply `plan` to a freshly loaded dense model, in place, checking it fits the model."""
+def apply_plan(model: nn.Module, plan: Plan, same_weights: bool = True) -> nn.Module:
+    """Re-apply `plan` to a freshly loaded dense model, in place, checking it fits the model.
+
+    `same_weights=False` (the speed stage's random weights of the same architecture) skips the nonzero-count
+    checks, which tie the plan to the checkpoint it was made on: its exact zeros are not in random weights."""
     method = methods.get(plan.method)
     size, dense = decoder_linear_size(model), dense_linear_params(model.config)
     if size != dense:
@@ -95,14 +98,14 @@ def apply_plan(model: nn.Module, plan: Plan) -> nn.Module:
             "apply a plan to a freshly loaded model."
         )
     before = decoder_linear_params(model)
-    if before != plan.params_before:
+    if same_weights and before != plan.params_before:
         raise HarpError(
             f"The plan was made for a model with {plan.params_before} nonzero decoder linear weights, but this model "
             f"has {before}: it belongs to a different model ({plan.model}), or its weights were already masked."
         )
     method.applier(model, plan)
     after = decoder_linear_params(model)
-    if after != plan.params_after:
+    if same_weights and after != plan.params_after:
         raise HarpError(f"Applying the {plan.method} plan left {after} weights, the plan records {plan.params_after}.")
     return model
 
@@ -118,6 +121,8 @@ def save_plan(plan: Plan, out_dir: str | Path) -> Path:
         with atomic_path(artifacts.plan_tensors(out_dir)) as tmp:
             save_file({k: v.detach().cpu().contiguous() for k, v in plan.tensors.items()}, str(tmp))
     write_json(artifacts.plan(out_dir), plan.to_json())
+    if not plan.tensors:  # a previous plan's tensors would otherwise count in plan_hash
+        artifacts.plan_tensors(out_dir).unlink(missing_ok=True)
     return artifacts.plan(out_dir)
 
 
