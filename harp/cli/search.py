@@ -13,10 +13,8 @@ from harp.config import Config
 from harp.data.calibration import load_calibration
 from harp.errors import HarpError
 from harp.io import atomic_path
-from harp.records import write_alphas
+from harp.records import TRACE_COLUMNS, write_alphas
 from harp.search import search_alphas
-
-TRACE_COLUMNS = ["step", "layer", "alpha", "perplexity"]
 
 
 @stage("search")
@@ -67,6 +65,8 @@ def main(cfg: Config, tracker) -> None:
             {"calibration_perplexity/dense": result.dense_perplexity, "calibration_perplexity/harp": result.perplexity},
         )
     write_alphas(out, alphas, **summary)
+    if not summary["searched"]:  # fixed alphas: an earlier search's trace is not this run's
+        artifacts.search_trace(cfg.experiment_dir, cfg.model.name).unlink(missing_ok=True)
     save_config(cfg, out.parent, "search")
     shown = ", ".join(f"{k}: {v}" for k, v in sorted(alphas.items(), reverse=True))
     print(

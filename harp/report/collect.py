@@ -34,7 +34,16 @@ from harp import artifacts
 from harp.errors import HarpError
 from harp.io import read_json
 from harp.layers import from_last
-from harp.records import MASK_COMPARE_COLUMNS, SPEED_COLUMNS, read_alphas_record, read_eval_result, read_perplexity
+from harp.records import (
+    MASK_COMPARE_COLUMNS,
+    PLAN_FIELDS,
+    SPEED_COLUMNS,
+    TRACE_COLUMNS,
+    check_fields,
+    read_alphas_record,
+    read_eval_result,
+    read_perplexity,
+)
 
 COLUMNS = [
     "kind",
@@ -73,11 +82,12 @@ def _visible(paths) -> list[Path]:
 
 def _plan_info(method_dir: Path) -> dict:
     """Model id, pruning ratio and KV-cache reduction of a model/method, from its plan or perplexity record."""
-    for path in (artifacts.plan(method_dir), artifacts.perplexity(method_dir)):
-        if path.exists():
-            data = read_json(path)
-            info = {k: data.get(k) for k in ("pruning_ratio", "kv_cache_reduction")}
-            return info | ({"model_id": data["model"]} if path == artifacts.plan(method_dir) else {})
+    plan = artifacts.plan(method_dir)
+    if plan.exists():
+        data = check_fields(plan, read_json(plan), PLAN_FIELDS, "delete it and rerun the prune stage")
+        return {"model_id": data["model"]} | {k: data.get(k) for k in ("pruning_ratio", "kv_cache_reduction")}
+    if (ppl := artifacts.perplexity(method_dir)).exists():
+        return {k: read_perplexity(ppl).get(k) for k in ("pruning_ratio", "kv_cache_reduction")}
     return {}
 
 
@@ -164,7 +174,7 @@ def _alpha_rows(experiment: str, model: str, expdir: Path) -> list[dict]:
             for layer, alpha in sorted(alphas.items(), reverse=True)
         ]
     if (path := artifacts.search_trace(expdir, model)).exists():
-        trace = _read_csv(path, ["step", "layer", "alpha", "perplexity"])
+        trace = _read_csv(path, TRACE_COLUMNS)
         rows += [
             base
             | {
