@@ -1,7 +1,7 @@
 """The one table of pruning methods: name, table label, the module that plans and re-applies it, what it reads.
 
 Torch-free, so the workflow planner reads `needs` without importing a model library; a method's module
-(`plan(inputs) -> Plan`, `apply(model, plan)`) is imported only when a plan is made or re-applied. Every
+(`make_plan(inputs) -> Plan`, `apply(model, plan)`) is imported only when a plan is made or re-applied. Every
 plan the pipeline writes therefore re-applies from the Python API after `import harp` alone.
 """
 

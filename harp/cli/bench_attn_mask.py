@@ -58,7 +58,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tiny", type=Path, default=Path("results/models/tiny"), help="the built demo model")
     parser.add_argument("--timed", type=int, default=3, help="8B layer: iterations timed, then extrapolated")
-    parser.add_argument("--seq-len", type=int, default=None, help="calibration length (default: conf data.seq_len)")
+    parser.add_argument(
+        "--seq-len", type=int, default=None, help="calibration length (default: attn_mask's method.calibration.seq_len)"
+    )
     parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--skip-8b", action="store_true", help="time the demo model only")

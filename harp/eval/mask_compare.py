@@ -70,7 +70,7 @@ def compare(
     originals = {k: getattr(qk_masks.attention_of(model, k[0]), k[1]).weight.detach().clone() for k in masks}
     for sparsity in [0.5] if settings.pattern == "2:4" else settings.compare:
         for (name, rank), scored in scores.items():
-            keep, dropped = qk_masks.keep_masks(model, scored, settings.pattern, sparsity, None)
+            keep, dropped = qk_masks.keep_masks(scored, settings.pattern, sparsity, None)
             errors = attention_errors(model, inputs, keep)
             base = {"method": name, "rank_by": rank, "sparsity": sparsity, "metric": "attn_error"}
             base |= {"pruning_ratio": dropped / weights}

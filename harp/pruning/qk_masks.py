@@ -68,7 +68,9 @@ def masked_layers(model: nn.Module, settings: MaskConfig) -> list[int]:
 
 @torch.no_grad()
 def capture_inputs(model: nn.Module, ids: torch.Tensor, layers: list[int]) -> dict[int, AttentionInputs]:
-    """One forward pass over `ids`, recording each layer's attention input and rotary embedding (pre-hooks)."""
+    """One forward pass over `ids`, recording each layer's attention input and rotary embedding (pre-hooks).
+
+    All sequences at once (the paper's 8): the mask loss is full-batch, so `method.batch_size` does not apply."""
     if ids is None or ids.dim() != 2 or ids.size(1) < 2:
         raise HarpError(
             "This method needs calibration data ((sequences, seq_len >= 2) token ids): run calibrate first."
@@ -162,7 +164,7 @@ def keep_mask(
 
 
 def keep_masks(
-    model: nn.Module, scores: Scores, pattern: str, sparsity: float | None, budget: int | None
+    scores: Scores, pattern: str, sparsity: float | None, budget: int | None
 ) -> tuple[dict[Key, torch.Tensor], int]:
     """Keep-masks of every scored matrix and the number of weights they drop: `sparsity` of every row,
     or (sparsity None) exactly `budget` weights spread uniformly over all scored rows."""
@@ -222,7 +224,7 @@ def plan_masks(inp: PruneInputs, name: str, scorer: Callable[[nn.Module, dict, M
     before = decoder_linear_params(model)
     layers = masked_layers(model, settings)
     scores = scorer(model, capture_inputs(model, inp.calibration, layers), settings)
-    masks, dropped = keep_masks(model, scores, settings.pattern, settings.sparsity, inp.target_removed)
+    masks, dropped = keep_masks(scores, settings.pattern, settings.sparsity, inp.target_removed)
     zero_masked(model, masks)
     masked = sum(m.numel() for m in masks.values())
     details = scores.details | {

@@ -4,8 +4,9 @@ The paper's layout is one table per task category (generation, discriminative, L
 as row blocks and the methods as rows inside each block; per-model tables, the ablations, perplexity and
 the alphas are extras. A `Table` holds numbers already scaled and rounded, so the LaTeX file, the markdown
 of the report page and the tests all see the same values; the best pruned value per column and model block
-is bolded in both renderings. Each .tex file is a `table` float that a paper can `\\input` (needs
-`\\usepackage{booktabs}` and `\\usepackage{graphicx}`: a table wider than the text is scaled down to it).
+is bolded in both renderings (not in the mask comparison, whose rows are sparsity levels, not rivals). Each
+.tex file is a `table` float that a paper can `\\input` (needs `\\usepackage{booktabs}` and
+`\\usepackage{graphicx}`: a table wider than the text is scaled down to it).
 """
 
 from __future__ import annotations
@@ -428,8 +429,8 @@ def mask_compare_table(results: pd.DataFrame, model: str) -> Table | None:
     frame["All"] = (100 * overall["attn_error"]).round(1)
     frame["PPL"] = overall["perplexity"].round(2)
     budget = rows.groupby(["sparsity", "row"])[["pruning_ratio", "kv_cache_reduction"]].first().reindex(keys)
-    frame["Pruned (%)"] = (100 * budget["pruning_ratio"]).round(1)
-    frame["KV cache (-%)"] = (100 * budget["kv_cache_reduction"]).round(1)
+    frame[PRUNED] = (100 * budget["pruning_ratio"]).round(1)
+    frame[KV] = (100 * budget["kv_cache_reduction"]).round(1)
     frame.insert(0, "Method", [row for _, row in keys])
     frame.insert(0, "s (%)", [None if row == DENSE else round(100 * s) for s, row in keys])
     frame = frame.reset_index(drop=True)
