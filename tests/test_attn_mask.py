@@ -244,11 +244,17 @@ def test_bad_input_fails_before_any_model_loads(tmp_path, override, message):
     assert proc.stderr.count("\n") == 1
 
 
-def test_workflow_rejects_two_four_on_a_published_width():
-    cfg = compose("model=llama3_1_8b", "method=attn_mask", "method.mask.pattern=2:4", "method.mask.sparsity=0.5")
-    assert cfg.method.mask.pattern == "2:4"  # 4096 divides by 4
-    with pytest.raises(HarpError, match="sparsity must be 0.5"):
-        compose("method=wanda_qk", "method.mask.pattern=2:4")
+def test_workflow_rejects_two_four_on_a_published_width_before_any_job():
+    import yaml
+
+    from harp.workflow import Pipeline
+
+    two_four = ["method.mask.pattern=2:4", "method.mask.sparsity=0.5"]
+    wf = yaml.safe_load((ROOT / "workflow/config.yaml").read_text())
+    wf |= {"models": ["llama3_1_8b"], "methods": ["attn_mask"], "experiments": [], "mask_compare": False}
+    assert Pipeline(wf | {"overrides": two_four}, conf_dir=ROOT / "conf").variants  # 4096 divides by 4
+    with pytest.raises(HarpError, match="multiple of 4, but it is 4098"):
+        Pipeline(wf | {"overrides": [*two_four, "model.architecture.hidden_size=4098"]}, conf_dir=ROOT / "conf")
 
 
 def test_comparison_on_a_tiny_random_model():

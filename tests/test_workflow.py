@@ -187,6 +187,14 @@ def smoke_dir(tiny_model_dir, tmp_path_factory) -> Path:
     return work
 
 
+@pytest.fixture
+def smoke_run(smoke_dir) -> Path:
+    """The smoke pipeline complete in `smoke_dir` (a no-op once it is), whatever test ran before."""
+    proc = snakemake(smoke_dir, *SMOKE)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return smoke_dir
+
+
 QUICK = ["data.num_samples=4", "data.seq_len=32", "method.search.grid=[0.0,0.5,1.0]", "eval.perplexity.max_tokens=600"]
 SMOKE = ["--cores", "2", "--config", "suite=smoke", f"overrides={json.dumps(QUICK)}"]
 
@@ -212,38 +220,37 @@ def test_smoke_run_end_to_end_then_nothing_to_do(smoke_dir):
 
 
 @pytest.mark.slow
-def test_smoke_run_resumes_only_what_is_missing(smoke_dir):
-    (smoke_dir / "results/tiny/harp/ppl.json").unlink()
-    proc = snakemake(smoke_dir, *SMOKE, "-n", "--quiet", "rules")
+def test_smoke_run_resumes_only_what_is_missing(smoke_run):
+    (smoke_run / "results/tiny/harp/ppl.json").unlink()
+    proc = snakemake(smoke_run, *SMOKE, "-n", "--quiet", "rules")
     assert proc.returncode == 0, proc.stderr[-3000:]
     counts = job_counts(proc.stdout + proc.stderr)
     assert counts == {"perplexity": 1, "collect": 1, "report": 1, "all": 1, "total": 4}
 
 
 @pytest.mark.slow
-def test_an_override_reruns_only_the_stages_that_consume_it(smoke_dir):
-    assert snakemake(smoke_dir, *SMOKE).returncode == 0  # complete again after the test above
+def test_an_override_reruns_only_the_stages_that_consume_it(smoke_run):
     limited = ["--cores", "2", "--config", "suite=smoke", f"overrides={json.dumps([*QUICK, 'eval.limit=50'])}"]
-    proc = snakemake(smoke_dir, *limited, "-n", "--quiet", "rules")
+    proc = snakemake(smoke_run, *limited, "-n", "--quiet", "rules")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert job_counts(proc.stdout + proc.stderr) == {"evaluate_all": 2, "collect": 1, "report": 1, "all": 1, "total": 5}
-    untracked = snakemake(smoke_dir, *SMOKE, "tracking=disabled", "-n")
+    untracked = snakemake(smoke_run, *SMOKE, "tracking=disabled", "-n")
     assert "Nothing to be done" in untracked.stdout + untracked.stderr
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
-def test_a_killed_run_resumes_by_running_the_same_command_again(smoke_dir, sig):
+def test_a_killed_run_resumes_by_running_the_same_command_again(smoke_run, sig):
     """Killed while evaluating (Ctrl-C, or SIGKILL to the whole process group); `make demo`'s two steps (release
     a dead run's lock, run snakemake) finish the work."""
-    shutil.rmtree(smoke_dir / "results/tiny/dense/eval")
-    log = smoke_dir / "results/tiny/dense/logs/evaluate_all.log"
+    shutil.rmtree(smoke_run / "results/tiny/dense/eval")
+    log = smoke_run / "results/tiny/dense/logs/evaluate_all.log"
     log.unlink(missing_ok=True)
     env = os.environ | {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    cmd = [SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "--directory", str(smoke_dir), *SMOKE]
+    cmd = [SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "--directory", str(smoke_run), *SMOKE]
     run = subprocess.Popen(
         cmd,
-        cwd=smoke_dir,
+        cwd=smoke_run,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -257,29 +264,29 @@ def test_a_killed_run_resumes_by_running_the_same_command_again(smoke_dir, sig):
     os.killpg(run.pid, sig)
     run.wait(timeout=120)
     unlock = subprocess.run(
-        [sys.executable, "-m", "harp.cli.unlock", str(smoke_dir)], env=env, capture_output=True, text=True
+        [sys.executable, "-m", "harp.cli.unlock", str(smoke_run)], env=env, capture_output=True, text=True
     )
     assert unlock.returncode == 0, unlock.stderr
     assert ("releasing the lock" in unlock.stdout) == (sig == signal.SIGKILL)
-    proc = snakemake(smoke_dir, *SMOKE)
+    proc = snakemake(smoke_run, *SMOKE)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert {p.name for p in (smoke_dir / "results/tiny/dense/eval").glob("*.json")} == {
+    assert {p.name for p in (smoke_run / "results/tiny/dense/eval").glob("*.json")} == {
         "winogrande.json",
         "nq_open.json",
     }
 
 
 @pytest.mark.slow
-def test_ablation_writes_under_its_own_directory_and_leaves_the_main_run(smoke_dir):
-    main = smoke_dir / "results/tiny/harp/plan.json"
+def test_ablation_writes_under_its_own_directory_and_leaves_the_main_run(smoke_run):
+    main = smoke_run / "results/tiny/harp/plan.json"
     before = main.stat().st_mtime_ns
-    proc = snakemake(smoke_dir, *SMOKE, "experiment=no_rescale")
+    proc = snakemake(smoke_run, *SMOKE, "experiment=no_rescale")
     assert proc.returncode == 0, proc.stderr[-4000:]
-    ablation = smoke_dir / "results/ablations/no_rescale/tiny/harp"
+    ablation = smoke_run / "results/ablations/no_rescale/tiny/harp"
     assert json.loads((ablation / "alphas.json").read_text())["alphas"] == {"7": 1.0, "6": 1.0, "5": 1.0}
     assert len(list((ablation / "eval").glob("*.json"))) == 2
     assert main.stat().st_mtime_ns == before
-    assert "no_rescale" in (smoke_dir / "results/all_results.csv").read_text()
+    assert "no_rescale" in (smoke_run / "results/all_results.csv").read_text()
 
 
 @pytest.mark.slow
