@@ -15,10 +15,10 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 ## latex: pdflatex with booktabs for results/tables/tables.pdf (Debian's texlive-latex-recommended), when missing
-## and apt-get can install it; without it the report skips the PDF and says so
+## and apt-get can install it (as root, or by sudo without a password prompt); without it the report skips the PDF
 latex:
 	@command -v pdflatex >/dev/null || { \
-	  sudo=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+	  sudo=$$([ "$$(id -u)" -eq 0 ] || echo sudo -n); \
 	  command -v apt-get >/dev/null && $$sudo apt-get update -qq && \
 	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 	    texlive-latex-recommended >/dev/null; } || echo "pdflatex could not be installed: tables.pdf will be skipped"
