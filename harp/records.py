@@ -77,22 +77,35 @@ def write_alphas(path: str | Path, alphas: dict[int, float], **summary: Any) -> 
     write_json(path, summary | {"alphas": {str(k): v for k, v in alphas.items()}})
 
 
-def read_alphas_record(path: str | Path) -> dict[str, Any]:
-    """The whole alphas record, its `alphas` checked (integer layers, finite alphas in [0, 1]) as {layer: alpha}."""
-    fix = "delete it and rerun the search stage"
-    data = check_fields(path, read_json(path), {"alphas": dict}, fix)
-    alphas = {}
-    for layer, alpha in data["alphas"].items():
+def check_alphas(path: str | Path, alphas: dict, fix: str) -> dict[int, float]:
+    """A record's alphas (JSON: layer strings -> numbers) as {layer: alpha}: integer layers, finite alphas in [0, 1]."""
+    checked = {}
+    for layer, alpha in alphas.items():
         if not str(layer).isdigit() or not isinstance(alpha, NUMBER) or isinstance(alpha, bool):
             raise HarpError(f"{path}: the alpha of layer {layer!r} is {alpha!r}, not a number; {fix}.")
         if not (math.isfinite(alpha) and 0.0 <= alpha <= 1.0):
             raise HarpError(f"{path}: the alpha of layer {layer} is {alpha}, outside [0, 1]; {fix}.")
-        alphas[int(layer)] = float(alpha)
-    return data | {"alphas": alphas}
+        checked[int(layer)] = float(alpha)
+    return checked
+
+
+def read_alphas_record(path: str | Path) -> dict[str, Any]:
+    """The whole alphas record (the search stage), its `alphas` checked (`check_alphas`) as {layer: alpha}."""
+    fix = "delete it and rerun the search stage"
+    data = check_fields(path, read_json(path), {"alphas": dict}, fix)
+    return data | {"alphas": check_alphas(path, data["alphas"], fix)}
 
 
 def read_alphas(path: str | Path) -> dict[int, float]:
     return read_alphas_record(path)["alphas"]
+
+
+def read_plan_record(path: str | Path) -> dict[str, Any]:
+    """A plan's JSON (the prune stage) as written, its fields checked and its alphas as {layer: alpha}; the
+    plan's tensors are `harp.pruning.plan.load_plan`'s to read."""
+    fix = "delete it and rerun the prune stage"
+    data = check_fields(path, read_json(path), PLAN_FIELDS | {"tensors": list}, fix)
+    return data | {"alphas": check_alphas(path, data["alphas"], fix)}
 
 
 def read_eval_result(path: str | Path) -> dict[str, Any]:

@@ -18,9 +18,9 @@ from torch import nn
 from harp import artifacts, methods
 from harp.config import MethodConfig
 from harp.errors import HarpError
-from harp.io import atomic_path, read_json, write_json
+from harp.io import atomic_path, write_json
 from harp.pruning.params import decoder_linear_params, decoder_linear_size, dense_linear_params, kv_cache_reduction
-from harp.records import NUMBER, PLAN_FIELDS, check_fields
+from harp.records import read_plan_record
 
 
 @dataclass
@@ -131,17 +131,13 @@ def load_plan(path: str | Path) -> Plan:
     path = Path(path)
     json_path = artifacts.plan(path) if path.is_dir() else path
     fix = "delete it and rerun the prune stage"
-    data = check_fields(json_path, read_json(json_path), PLAN_FIELDS | {"tensors": list}, fix)
+    data = read_plan_record(json_path)
     names = data.pop("tensors")
     data.pop("pruning_ratio", None)
     try:
         plan = Plan(**data)
     except TypeError as e:
         raise HarpError(f"{json_path} is not a valid plan ({e}); {fix}.") from None
-    alphas = check_fields(json_path, plan.alphas, dict.fromkeys(plan.alphas, NUMBER), fix)
-    if not all(str(k).isdigit() and 0.0 <= v <= 1.0 for k, v in alphas.items()):
-        raise HarpError(f"{json_path} holds alphas outside [0, 1] or on no layer: {alphas}; {fix}.")
-    plan.alphas = {int(k): float(v) for k, v in alphas.items()}
     if names:
         plan.tensors = _load_tensors(artifacts.plan_tensors(json_path.parent), names, fix)
     return plan

@@ -32,17 +32,15 @@ import pandas as pd
 
 from harp import artifacts
 from harp.errors import HarpError
-from harp.io import read_json
 from harp.layers import from_last
 from harp.records import (
     MASK_COMPARE_COLUMNS,
-    PLAN_FIELDS,
     SPEED_COLUMNS,
     TRACE_COLUMNS,
-    check_fields,
     read_alphas_record,
     read_eval_result,
     read_perplexity,
+    read_plan_record,
 )
 
 COLUMNS = [
@@ -84,7 +82,7 @@ def _plan_info(method_dir: Path) -> dict:
     """Model id, pruning ratio and KV-cache reduction of a model/method, from its plan or perplexity record."""
     plan = artifacts.plan(method_dir)
     if plan.exists():
-        data = check_fields(plan, read_json(plan), PLAN_FIELDS, "delete it and rerun the prune stage")
+        data = read_plan_record(plan)
         return {"model_id": data["model"]} | {k: data.get(k) for k in ("pruning_ratio", "kv_cache_reduction")}
     if (ppl := artifacts.perplexity(method_dir)).exists():
         return {k: read_perplexity(ppl).get(k) for k in ("pruning_ratio", "kv_cache_reduction")}
