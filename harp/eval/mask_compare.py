@@ -26,16 +26,18 @@ from harp.pruning.params import decoder_linear_params
 
 @torch.no_grad()
 def attention_errors(
-    model: nn.Module, inputs: dict[int, qk_masks.AttentionInputs], masks: dict[qk_masks.Key, torch.Tensor]
+    model: nn.Module,
+    inputs: dict[int, qk_masks.AttentionInputs],
+    dense: dict[int, torch.Tensor],
+    masks: dict[qk_masks.Key, torch.Tensor],
 ) -> dict[int, tuple[float, float]]:
-    """Per layer: (squared Frobenius error of the masked attention, squared norm of the dense one)."""
+    """Per layer: (squared Frobenius error of the masked attention, squared norm of the `dense` one)."""
     out = {}
     for layer, x in inputs.items():
         attn = qk_masks.attention_of(model, layer)
-        dense = qk_masks.attention_matrix(attn, x)
         wq, wk = (getattr(attn, p).weight.float() * masks[(layer, p)] for p in qk_masks.PROJECTIONS)
-        pruned = qk_masks.attention_matrix(attn, x, wq, wk)
-        out[layer] = ((pruned - dense).double().pow(2).sum().item(), dense.double().pow(2).sum().item())
+        diff = qk_masks.attention_matrix(attn, x, wq, wk) - dense[layer]
+        out[layer] = (diff.double().pow(2).sum().item(), dense[layer].double().pow(2).sum().item())
     return out
 
 
@@ -54,6 +56,10 @@ def compare(
     for 2:4), and the seconds each method took to score."""
     layers = qk_masks.masked_layers(model, settings)
     inputs = qk_masks.capture_inputs(model, calibration, layers)
+    with torch.no_grad():  # the dense attention, once: every method and sparsity is measured against it
+        dense = {
+            layer: qk_masks.attention_matrix(qk_masks.attention_of(model, layer), x) for layer, x in inputs.items()
+        }
     start = time.perf_counter()
     scores = {("wanda_qk", None): wanda_qk.wanda_scores(model, inputs, settings)}
     seconds = {"wanda_qk": time.perf_counter() - start}
@@ -71,7 +77,7 @@ def compare(
     for sparsity in [0.5] if settings.pattern == "2:4" else settings.compare:
         for (name, rank), scored in scores.items():
             keep, dropped = qk_masks.keep_masks(scored, settings.pattern, sparsity, None)
-            errors = attention_errors(model, inputs, keep)
+            errors = attention_errors(model, inputs, dense, keep)
             base = {"method": name, "rank_by": rank, "sparsity": sparsity, "metric": "attn_error"}
             base |= {"pruning_ratio": dropped / weights}
             rows += [base | {"layer": layer, "value": math.sqrt(e / n)} for layer, (e, n) in errors.items()]
