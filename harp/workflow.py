@@ -86,30 +86,32 @@ class CommandLine:
         return " ".join(shlex.quote(o) for o in self.overrides)
 
 
+# What each stage reads of the resolved config (its outputs depend on these parts alone).
+STAGE_PARTS = {
+    "build_tiny": ("model", "seed"),
+    "calibrate": ("model", "calibration"),
+    "search": ("model", "method", "calibration"),
+    "prune": ("model", "method", "budget", "calibration"),
+    "evaluate": ("model", "eval"),
+    "perplexity": ("model", "perplexity"),
+    "speed": ("model", "method", "speed"),
+    "mask_compare": ("model", "method", "calibration", "perplexity"),
+}
+_PARTS = {
+    "model": lambda cfg: asdict(cfg.model),
+    "method": lambda cfg: asdict(cfg.method),
+    "budget": lambda cfg: asdict(cfg.budget),
+    "calibration": lambda cfg: asdict(cfg.calibration_set()),
+    "eval": lambda cfg: asdict(cfg.eval) | {"perplexity": None},  # perplexity settings: the perplexity stage's
+    "perplexity": lambda cfg: asdict(cfg.eval.perplexity),
+    "speed": lambda cfg: asdict(cfg.speed),
+    "seed": lambda cfg: cfg.seed,
+}
+
+
 def stage_settings(stage: str, cfg: Config) -> str:
-    """The parts of `cfg` that `stage` reads (its outputs depend on them), as deterministic YAML."""
-    calibration = asdict(cfg.calibration_set())
-    parts = {
-        "build_tiny": {"model": asdict(cfg.model), "seed": cfg.seed},
-        "calibrate": {"model": asdict(cfg.model), "calibration": calibration},
-        "search": {"model": asdict(cfg.model), "method": asdict(cfg.method), "calibration": calibration},
-        "prune": {
-            "model": asdict(cfg.model),
-            "method": asdict(cfg.method),
-            "budget": asdict(cfg.budget),
-            "calibration": calibration,
-        },
-        "evaluate": {"model": asdict(cfg.model), "eval": asdict(cfg.eval) | {"perplexity": None}},
-        "perplexity": {"model": asdict(cfg.model), "perplexity": asdict(cfg.eval.perplexity)},
-        "speed": {"model": asdict(cfg.model), "method": asdict(cfg.method), "speed": asdict(cfg.speed)},
-        "mask_compare": {
-            "model": asdict(cfg.model),
-            "method": asdict(cfg.method),
-            "calibration": calibration,
-            "perplexity": asdict(cfg.eval.perplexity),
-        },
-    }[stage]
-    return yaml.safe_dump(parts, sort_keys=True)
+    """The parts of `cfg` that `stage` reads (`STAGE_PARTS`), as deterministic YAML."""
+    return yaml.safe_dump({part: _PARTS[part](cfg) for part in STAGE_PARTS[stage]}, sort_keys=True)
 
 
 class Pipeline:
