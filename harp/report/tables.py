@@ -226,6 +226,14 @@ def category_means(evals: pd.DataFrame, by: str) -> pd.DataFrame:
     return out
 
 
+def _add_budget(frame: pd.DataFrame, rows: pd.DataFrame, by, order: list) -> None:
+    """The Pruned and KV cache columns (%) of `frame`, whose index is `order`: each row's first record in `rows`
+    grouped `by` the same keys."""
+    budget = rows.groupby(by)[["pruning_ratio", "kv_cache_reduction"]].first().reindex(order)
+    frame[PRUNED] = (budget["pruning_ratio"] * 100).round(1)
+    frame[KV] = (budget["kv_cache_reduction"] * 100).round(1)
+
+
 def _dense_rows(frame: pd.DataFrame, label: str) -> list[int]:
     return list(frame.index[frame[label] == DENSE])
 
@@ -252,9 +260,7 @@ def _model_block(rows: pd.DataFrame, tasks: list[str]) -> pd.DataFrame:
     scores = rows.pivot(index="run", columns="task", values="score").reindex(index=order, columns=tasks)
     frame = (scores * 100).round(1)
     frame["Avg"] = (scores.mean(axis=1, skipna=False) * 100).round(1)
-    budget = rows.groupby("run")[["pruning_ratio", "kv_cache_reduction"]].first().reindex(order)
-    frame[PRUNED] = (budget["pruning_ratio"] * 100).round(1)
-    frame[KV] = (budget["kv_cache_reduction"] * 100).round(1)
+    _add_budget(frame, rows, "run", order)
     frame = frame.rename(columns=short_name)
     frame.insert(0, "Method", order)
     return frame.reset_index(drop=True)
@@ -331,9 +337,7 @@ def ablation_table(results: pd.DataFrame, model: str) -> Table | None:
     ppl = mine[mine.kind == "perplexity"].set_index("row")["score"]
     frame["PPL"] = ppl.reindex(order).round(2)
     best["PPL"] = "min"
-    budget = mine.groupby("row")[["pruning_ratio", "kv_cache_reduction"]].first().reindex(order)
-    frame[PRUNED] = (budget["pruning_ratio"] * 100).round(1)
-    frame[KV] = (budget["kv_cache_reduction"] * 100).round(1)
+    _add_budget(frame, mine, "row", order)
     frame.insert(0, "Run", order)
     caption = (
         f"{model_label(mine, model)}: ablations of HARP (one row per experiment under results/ablations/). "
@@ -428,9 +432,7 @@ def mask_compare_table(results: pd.DataFrame, model: str) -> Table | None:
     frame = (100 * per_layer.reindex(keys)).round(1)
     frame["All"] = (100 * overall["attn_error"]).round(1)
     frame["PPL"] = overall["perplexity"].round(2)
-    budget = rows.groupby(["sparsity", "row"])[["pruning_ratio", "kv_cache_reduction"]].first().reindex(keys)
-    frame[PRUNED] = (100 * budget["pruning_ratio"]).round(1)
-    frame[KV] = (100 * budget["kv_cache_reduction"]).round(1)
+    _add_budget(frame, rows, ["sparsity", "row"], keys)
     frame.insert(0, "Method", [row for _, row in keys])
     frame.insert(0, "s (%)", [None if row == DENSE else round(100 * s) for s, row in keys])
     frame = frame.reset_index(drop=True)
