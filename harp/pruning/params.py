@@ -45,17 +45,21 @@ def kv_cache_width(model: nn.Module) -> int:
     )
 
 
+def _head_dim(config) -> int:
+    """The attention head width of an HF config (its own `head_dim` where it has one: Gemma-2, Qwen3)."""
+    return getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+
+
 def dense_linear_params(config) -> int:
     """Decoder linear weights of the unpruned architecture `config` describes (q, k, v, o and a gated MLP)."""
-    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    head_dim = _head_dim(config)
     queries, keys = config.num_attention_heads * head_dim, config.num_key_value_heads * head_dim
     per_layer = config.hidden_size * (2 * queries + 2 * keys + 3 * config.intermediate_size)
     return config.num_hidden_layers * per_layer
 
 
 def full_kv_cache_width(config) -> int:
-    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
-    return config.num_hidden_layers * config.num_key_value_heads * head_dim
+    return config.num_hidden_layers * config.num_key_value_heads * _head_dim(config)
 
 
 def kv_cache_reduction(model: nn.Module) -> float:
