@@ -18,13 +18,12 @@ Functions return `Path`s; given Snakemake wildcards (`"{expdir}"`) they return t
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 MAIN = "main"  # the experiment name of the main run; every other experiment is an ablation
 ABLATIONS = "ablations"
-SEARCHED_METHOD = "harp"  # the method whose folder holds the alpha search's outputs
-MASK_METHOD = "attn_mask"  # the method whose folder holds the mask comparison (attn_mask against wanda_qk)
 
 PLAN, PLAN_TENSORS, ALPHAS = "plan.json", "plan.safetensors", "alphas.json"
 
@@ -62,12 +61,19 @@ def calibration(expdir: str | Path, model: str, name: str) -> Path:
     return model_dir(expdir, model) / "calib" / f"{name}.pt"
 
 
+def searched_dir(expdir: str | Path, model: str) -> Path:
+    """The folder of the method that owns HARP's alpha search (`harp.methods.SEARCHED`): alphas and trace."""
+    from harp.methods import SEARCHED
+
+    return method_dir(expdir, model, SEARCHED)
+
+
 def alphas(expdir: str | Path, model: str) -> Path:
-    return method_dir(expdir, model, SEARCHED_METHOD) / ALPHAS
+    return searched_dir(expdir, model) / ALPHAS
 
 
 def search_trace(expdir: str | Path, model: str) -> Path:
-    return method_dir(expdir, model, SEARCHED_METHOD) / "search.csv"
+    return searched_dir(expdir, model) / "search.csv"
 
 
 # --- per model and method (functions of the method folder) ----------------------------------------
@@ -85,6 +91,14 @@ def perplexity(mdir: str | Path) -> Path:
 
 def eval_dir(mdir: str | Path) -> Path:
     return Path(mdir) / "eval"
+
+
+def eval_job(tasks: list[str], categories: list[str]) -> str:
+    """The name of one evaluation job (its log, its config record): its task as a file-safe name, else the
+    category all its tasks share, else `all`. The workflow's shards and the stage name jobs by this alone."""
+    if len(tasks) == 1:
+        return re.sub(r"\W", "_", tasks[0])
+    return categories[0] if len(set(categories)) == 1 else "all"
 
 
 def eval_result(mdir: str | Path, task: str) -> Path:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Optional
 
@@ -17,12 +17,50 @@ from omegaconf.errors import OmegaConfBaseException
 
 from harp import artifacts
 from harp.errors import HarpError
-from harp.layers import POSITIONS, from_last, pruned_layers
+from harp.layers import from_last, pruned_layers
 
 BUDGET_KINDS = ("attention_fraction", "ratio", "match_harp")
 DTYPES = ("float32", "bfloat16", "float16")
-TARGETS = ("attention", "mlp", "attention+mlp")
-ALLOCATIONS = ("uniform", "global")
+
+
+def choice(*allowed: str, default: str | None = None) -> Any:
+    """A string field limited to `allowed` (default: the first), checked by `check_fields` with the others."""
+    return field(default=allowed[0] if default is None else default, metadata={"choices": allowed})
+
+
+def within(default: Any, low: float, high: float, closed_high: bool = False) -> Any:
+    """A number (or each number of a list) in [low, high) or [low, high]; None passes where the default is None."""
+    return field(default=default, metadata={"within": (low, high, closed_high)})
+
+
+def at_least(default: Any, low: int) -> Any:
+    """An integer of at least `low`; None passes where the default is None."""
+    return field(default=default, metadata={"at_least": low})
+
+
+def _check_field(key: str, value: Any, meta: Any) -> None:
+    if "choices" in meta and value not in meta["choices"]:
+        raise HarpError(f"{key} is {value!r}; choose one of {', '.join(meta['choices'])}.")
+    if "within" in meta:
+        low, high, closed = meta["within"]
+        for v in value if isinstance(value, list) else [value]:
+            if v is None:
+                continue
+            if not (math.isfinite(v) and low <= v and (v <= high if closed else v < high)):
+                interval = f"[{low}, {high}]" if closed else f"[{low}, {high})"
+                raise HarpError(f"{key} {'holds' if isinstance(value, list) else 'is'} {v}; it must lie in {interval}.")
+    if "at_least" in meta and value is not None and value < meta["at_least"]:
+        raise HarpError(f"{key} is {value}; it must be at least {meta['at_least']}.")
+
+
+def check_fields(obj: Any, prefix: str) -> None:
+    """Every field's declared choice or range (`choice`, `within`, `at_least`), recursively, named by its key."""
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        if is_dataclass(value):
+            check_fields(value, f"{prefix}.{f.name}")
+        else:
+            _check_field(f"{prefix}.{f.name}", value, f.metadata)
 
 
 @dataclass
@@ -30,48 +68,62 @@ class ModelConfig:
     name: str = MISSING  # results/<name>/...
     source: str = MISSING  # HF hub id or local path
     family: str = MISSING  # llama | mistral | qwen2 | gemma2
-    dtype: str = "bfloat16"
+    dtype: str = choice(*DTYPES, default="bfloat16")
     num_layers: int = MISSING  # decoder layers (checked against the checkpoint)
     prune_layers: int = MISSING  # L, the paper's setting for this model
-    published_alphas: Optional[list[float]] = None  # authors' release, index 0 = last layer
+    published_alphas: Optional[list[float]] = within(None, 0.0, 1.0, closed_high=True)  # release, index 0 = last
     flap_mlp_ratio: float = 0.0  # MLP-channel ratio of the release's HARP+FLAP variant
-    build: Optional[str] = None  # "tiny": built here by `python -m harp.cli.build_tiny`
+    build: Optional[str] = None  # a builder built here: `python -m harp.cli.build_<build>` (tiny: trained here)
+    toy: bool = False  # trained here to exercise the pipeline: every number it gives is labelled tiny
     device_map: Optional[str] = None  # "auto" for models larger than one GPU
     attn_implementation: Optional[str] = None
     # where ALL of this model's calibration and perplexity text comes from; null: the dataset each setting
     # names (wikitext2, c4). The tiny model has no hub data: its own corpus serves every text, said in each record
     text_source: Optional[str] = None
-    max_length: int = 4096  # context window used for evaluation
+    max_length: int = at_least(4096, 2)  # context window used for evaluation
     # HF config kwargs of the published checkpoint (model_type, sizes, rope, ...): lets the speed
     # benchmark build the architecture with random weights, no download; null: read `source`'s config
     architecture: Optional[dict[str, Any]] = None
 
 
+DEFAULT_GRID = tuple(round(0.1 * i, 1) for i in range(11))  # HARP's alpha candidates 0.0 ... 1.0 (the paper's)
+
+
 @dataclass
 class SearchConfig:
-    grid: list[float] = field(default_factory=lambda: [round(0.1 * i, 1) for i in range(11)])
-    order: str = "top_down"
-    batch_size: int = 8
+    grid: list[float] = field(default_factory=lambda: list(DEFAULT_GRID), metadata={"within": (0.0, 1.0, True)})
+    order: str = choice("top_down", "bottom_up")
+    batch_size: int = at_least(8, 1)
 
 
-MASK_PATTERNS = ("unstructured", "2:4")
 MASK_RANKINGS = ("mask", "masked_weight")
 
 
 @dataclass
 class MaskConfig:
-    """Settings of the q/k weight masks (`attn_mask`, and `wanda_qk` its baseline); `check_values` checks them
-    wherever a config is composed, so a bad value fails before any model loads."""
+    """Settings of the q/k weight masks (`attn_mask`, and `wanda_qk` its baseline), checked wherever a config
+    is composed, so a bad value fails before any model loads."""
 
-    sparsity: Optional[float] = None  # s: fraction of each q/k row zeroed; null: match the parameter budget
-    pattern: str = "unstructured"  # unstructured | 2:4 (exactly 2 of every 4 consecutive inputs kept per row)
-    lam: float = 0.3  # lambda, weight of the L2 penalty on the mask (conf/method/attn_mask.yaml says why)
+    sparsity: Optional[float] = within(None, 0.0, 1.0)  # s: fraction of each q/k row zeroed; null: the budget's
+    pattern: str = choice("unstructured", "2:4")  # 2:4: exactly 2 of every 4 consecutive inputs kept per row
+    lam: float = within(0.3, 0.0, math.inf)  # lambda, weight of the L2 penalty (conf/method/attn_mask.yaml says why)
     step_size: float = 0.01  # gradient-descent step
-    iterations: int = 100  # gradient-descent steps per layer
-    rank_by: str = "mask"  # attn_mask's binarisation: mask (M, the paper's reading) | masked_weight (M * |W|)
+    iterations: int = at_least(100, 1)  # gradient-descent steps per layer
+    rank_by: str = choice(*MASK_RANKINGS)  # binarisation: mask (M, the paper's reading) | masked_weight (M * |W|)
     layers: Optional[list[int]] = None  # layers masked; null: every layer
-    compare: list[float] = field(default_factory=lambda: [0.3, 0.5, 0.7])  # sparsities of the mask_compare stage
-    compare_tokens: Optional[int] = 4096  # held-out tokens per mask_compare perplexity (the first N); null: all
+    compare: list[float] = field(  # sparsities of the mask_compare stage
+        default_factory=lambda: [0.3, 0.5, 0.7], metadata={"within": (0.0, 1.0, False)}
+    )
+    compare_tokens: Optional[int] = at_least(4096, 2)  # held-out tokens per mask_compare perplexity; null: all
+
+    def check(self) -> None:
+        if self.pattern == "2:4" and self.sparsity != 0.5:
+            raise HarpError(
+                f"method.mask.pattern=2:4 keeps exactly 2 of every 4 weights, so method.mask.sparsity must be 0.5, "
+                f"not {self.sparsity}."
+            )
+        if not self.step_size > 0:
+            raise HarpError(f"method.mask.step_size is {self.step_size}; it must be positive.")
 
     def check_width(self, in_features: int) -> None:
         """2:4 groups consecutive inputs in fours: the q/k input width (the hidden size) must divide by 4."""
@@ -86,44 +138,39 @@ class DataConfig:
     """A calibration set: `num_samples` random windows of `seq_len` tokens of `source`."""
 
     source: str = "wikitext2"  # wikitext2 | c4 | corpus (the model's `text_source` wins when set)
-    num_samples: int = 32
-    seq_len: int = 128
+    num_samples: int = at_least(32, 1)
+    seq_len: int = at_least(128, 2)
     seed: int = 0
-
-
-@dataclass
-class MethodConfig:
-    name: str = MISSING  # a method of harp.methods: dense, harp, ...
-    num_layers: Optional[int] = None  # HARP's L; null: the model's prune_layers
-    layer_position: str = "top"  # top (paper) | middle | bottom (ablation)
-    rescale: bool = True  # false: alpha = 1 everywhere (no search)
-    alphas: Optional[list[float]] = None  # fixed alphas, index 0 = last pruned layer (skips search)
-    published_alphas: bool = False  # true: the model's published alphas (skips search; experiment=published_alphas)
-    search: SearchConfig = field(default_factory=SearchConfig)
-    target: str = "attention"  # baselines: attention | mlp | attention+mlp
-    allocation: str = "global"  # baselines: uniform (the same count in every layer) | global (one ranking)
-    mlp_ratio: Optional[float] = None  # HARP+FLAP: a fixed fraction of MLP weights; null: fill the budget
-    calibration: Optional[DataConfig] = None  # this method's own calibration set; null: `data` (HARP's search)
-    batch_size: int = 8  # sequences per forward pass over the calibration data
-    mask: MaskConfig = field(default_factory=MaskConfig)  # attn_mask and wanda_qk: q/k weight masks
 
 
 @dataclass
 class BudgetConfig:
     """How many weights every budgeted method removes: one notion for all (`harp.pruning.budget`)."""
 
-    kind: str = "attention_fraction"  # attention_fraction | ratio | match_harp
+    kind: str = choice(*BUDGET_KINDS)
     # attention_fraction: share of all q/k/v/o weights (null: L/N, the paper's); ratio: share of the decoder
     # linear weights; match_harp: unused (what HARP's plan removed)
     value: Optional[float] = None
+
+    def check(self) -> None:
+        if self.kind == "ratio":
+            _check_field("budget.value (a ratio of the decoder linear weights)", self.value, {"within": (0, 1, False)})
+            if self.value is None:
+                raise HarpError("budget.kind=ratio needs budget.value, the share of the decoder linear weights.")
+        elif self.kind == "attention_fraction":
+            _check_field("budget.value (a fraction of the attention weights)", self.value, {"within": (0, 1, True)})
 
 
 @dataclass
 class PerplexityConfig:
     source: str = "wikitext2"  # wikitext2 (test split) | corpus (held-out split); the model's text_source wins
-    window: int = "${model.max_length}"  # type: ignore[assignment]
+    window: int = field(default="${model.max_length}", metadata={"at_least": 2})  # type: ignore[assignment]
     stride: int = 256
-    max_tokens: Optional[int] = None  # evaluate only the first N tokens (quick runs)
+    max_tokens: Optional[int] = at_least(None, 2)  # evaluate only the first N tokens (quick runs)
+
+    def check(self) -> None:
+        if not 1 <= self.stride <= self.window:
+            raise HarpError(f"eval.perplexity.stride is {self.stride}; it must lie in 1..window ({self.window}).")
 
 
 @dataclass
@@ -140,19 +187,30 @@ class LmEvalSeeds:
 @dataclass
 class EvalConfig:
     suite: str = "demo"
-    tasks: dict[str, int] = field(default_factory=dict)  # lm-eval task -> few-shot count
+    tasks: list[str] = field(default_factory=list)  # rows of harp.eval.tasks (their few-shot counts are there)
     select: Optional[list[str]] = None  # evaluate only these of `tasks` (one Snakemake job per task)
     fixtures: bool = True  # true: offline fixture datasets; false: the real datasets
     fixtures_dir: str = "${results_dir}/fixtures"  # written by `python -m harp.cli.fixtures`
-    limit: Optional[int] = None  # cap on samples per task (null = complete)
+    limit: Optional[int] = at_least(None, 1)  # cap on samples per task (null = complete)
     batch_size: str = "1"  # an integer, or "auto" on GPU
-    longbench_max_length: int = "${model.max_length}"  # type: ignore[assignment]  # middle-truncation window
-    max_gen_toks: Optional[int] = None  # cap on generated tokens per task (null = each task's own)
+    # middle-truncation window of LongBench prompts
+    longbench_max_length: int = field(default="${model.max_length}", metadata={"at_least": 2})  # type: ignore[assignment]
+    max_gen_toks: Optional[int] = at_least(None, 1)  # cap on generated tokens per task (null = each task's own)
     # folder of LongBench's raw <name>.jsonl (THUDM/LongBench data.zip, unzipped); null: data/longbench
     longbench_data: Optional[str] = None
     seeds: LmEvalSeeds = field(default_factory=LmEvalSeeds)
     cache: bool = True  # lm-eval's response cache: an interrupted evaluation resumes
     perplexity: PerplexityConfig = field(default_factory=PerplexityConfig)
+
+    def check(self) -> None:
+        if self.select is not None and not self.select:
+            raise HarpError("eval.select is empty; name at least one task of eval.tasks, or set it to null for all.")
+        from harp.eval.tasks import selected
+
+        selected(self.tasks, self.select)  # every name a row of the task table, a misspelt one named
+        if not re.fullmatch(r"[1-9]\d*|auto(:[1-9]\d*)?", self.batch_size):
+            raise HarpError(f"eval.batch_size is {self.batch_size!r}; give a positive integer, auto or auto:N.")
+        self.perplexity.check()
 
 
 @dataclass
@@ -160,14 +218,18 @@ class SpeedConfig:
     """The speed/memory benchmark (the paper's Figure 3): presets in `conf/speed/{cpu,gpu}.yaml`."""
 
     seq_lens: list[int] = field(default_factory=lambda: [128, 256, 512, 1024, 2048])
-    repeats: int = 3  # timed runs per point; the median is reported
-    warmup: int = 1  # untimed runs per point before the timed ones
-    decode_tokens: int = 16  # greedy tokens generated after a prompt of seq_len
-    batch_size: int = 1
-    dtype: str = "float32"
+    repeats: int = at_least(3, 1)  # timed runs per point; the median is reported
+    warmup: int = at_least(1, 0)  # untimed runs per point before the timed ones
+    decode_tokens: int = at_least(16, 1)  # greedy tokens generated after a prompt of seq_len
+    batch_size: int = at_least(1, 1)
+    dtype: str = choice(*DTYPES)
     device: str = "cpu"  # cpu | cuda | auto
     threads: Optional[int] = None  # torch CPU threads; null: torch's default
     random_weights: bool = True  # true: random weights from the architecture (timing does not depend on them)
+
+    def check(self) -> None:
+        if not self.seq_lens or min(self.seq_lens) < 1:
+            raise HarpError(f"speed.seq_lens is {self.seq_lens}; give positive sequence lengths.")
 
 
 @dataclass
@@ -175,14 +237,15 @@ class TrackingConfig:
     enabled: bool = True
     project: str = "harp"
     entity: Optional[str] = None
-    mode: str = "offline"  # offline | online | disabled
+    mode: str = choice("offline", "online", "disabled")
     dir: str = "${results_dir}/wandb"
 
 
 @dataclass
 class Config:
     model: ModelConfig = MISSING
-    method: MethodConfig = MISSING
+    # the chosen method's own typed config (harp.methods: `Method.config`), set by `validate`
+    method: Any = MISSING
     data: DataConfig = field(default_factory=DataConfig)
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
@@ -213,7 +276,7 @@ class Config:
 
     def calibration_set(self) -> DataConfig:
         """The calibration set of this method (its own, else `data`), with the source this model reads."""
-        spec = self.method.calibration or self.data
+        spec = getattr(self.method, "calibration", None) or self.data
         return DataConfig(self.text_source(spec.source), spec.num_samples, spec.seq_len, spec.seed)
 
     def calibration_file(self) -> Path:
@@ -222,10 +285,11 @@ class Config:
         return artifacts.calibration(self.experiment_dir, self.model.name, name)
 
     def pruned_layers(self) -> list[int]:
-        """The layers HARP prunes: `method.num_layers` (default: the model's L) at `method.layer_position`."""
-        m = self.method
-        count = self.model.prune_layers if m.num_layers is None else m.num_layers
-        return pruned_layers(self.model.num_layers, count, m.layer_position)
+        """The layers HARP prunes: `method.num_layers` (default: the model's L) at `method.layer_position`; a
+        method that chooses no layers of its own (a baseline, whose budget is L/N) takes the model's L at the top."""
+        count = getattr(self.method, "num_layers", None)
+        count = self.model.prune_layers if count is None else count
+        return pruned_layers(self.model.num_layers, count, getattr(self.method, "layer_position", "top"))
 
     def fixed_alphas(self) -> dict[int, float] | None:
         """HARP's alphas when they need no search (layer -> alpha), None when the search chooses them.
@@ -250,109 +314,141 @@ class Config:
 
 
 def register_configs() -> None:
-    """Register the schema with Hydra so `conf/config.yaml` can extend it."""
+    """Register the schema with Hydra so `conf/config.yaml` can extend it, and each method's typed config as
+    `method/<name>_schema`, which `conf/method/<name>.yaml` extends: Hydra then refuses a key it does not read."""
     from hydra.core.config_store import ConfigStore
 
-    ConfigStore.instance().store(name="harp_schema", node=Config)
+    from harp import methods
+
+    store = ConfigStore.instance()
+    store.store(name="harp_schema", node=Config)
+    for entry in methods.METHODS.values():
+        store.store(group="method", name=f"{entry.name}_schema", node=entry.config)
+
+
+def compose(conf_dir: str | Path, overrides: list[str]) -> Config:
+    """The validated config of these Hydra overrides, exactly as `python -m harp.cli.<stage>` sees it; Hydra's
+    own errors (an unknown option, key or value, a malformed override) become one sentence."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.errors import HydraException, MissingConfigException, OverrideParseException
+    from omegaconf import open_dict
+
+    register_configs()
+    try:
+        with initialize_config_dir(config_dir=str(Path(conf_dir).resolve()), version_base="1.3"):
+            cfg = hydra_compose(config_name="config", overrides=list(overrides), return_hydra_config=True)
+    except MissingConfigException as err:
+        raise HarpError(_unknown_option(err)) from None
+    except OverrideParseException as err:
+        raise HarpError(_malformed(overrides, err)) from None
+    except (HydraException, OmegaConfBaseException) as err:
+        cause = err.__cause__
+        if isinstance(cause, OmegaConfBaseException) and getattr(cause, "full_key", None):
+            raise HarpError(_sentence(cause, _chosen_method(overrides))) from None
+        raise HarpError(f"Hydra cannot read the overrides {' '.join(overrides)}: {str(err).splitlines()[0]}") from None
+    experiment = cfg.hydra.runtime.choices.get("experiment")
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return validate(cfg, experiment=experiment)
+
+
+def _malformed(overrides: list[str], err: Exception) -> str:
+    """The first override Hydra's grammar cannot read, named alone."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    for override in overrides:
+        try:
+            parser.parse_override(override)
+        except Exception as bad:  # noqa: BLE001  the parser's own errors: the message is what we want
+            return f"The override {override} is malformed ({str(bad).splitlines()[0]}); see Hydra's override grammar."
+    return f"Hydra cannot read the overrides {' '.join(overrides)}: {str(err).splitlines()[0]}"
+
+
+def _chosen_method(overrides: list[str]) -> str:
+    from harp.methods import SEARCHED  # conf/config.yaml's default method
+
+    return next((o.split("=", 1)[1] for o in reversed(overrides) if o.startswith("method=")), SEARCHED)
+
+
+def _unknown_option(err: Any) -> str:
+    """`model=tinyy`: the group's options (its typed schemas left out) and the closest one."""
+    import difflib
+
+    group, _, name = str(getattr(err, "missing_cfg_file", "") or "").partition("/")
+    if not name:
+        return str(err).splitlines()[0]
+    known = [o for o in (getattr(err, "options", None) or []) if not o.endswith("_schema")]
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    return f"Unknown {group} {name!r} (conf/{group}/); known: {', '.join(known)}.{hint}"
 
 
 def validate(cfg: DictConfig, experiment: str | None = None) -> Config:
-    """Merge a composed config into the schema; unknown keys and bad types become one sentence.
+    """Merge a composed config into the schema, the method part into its own typed config (`harp.methods`);
+    unknown keys, bad types and values out of range become one sentence.
 
     `experiment` is the conf/experiment/ option Hydra chose (its runtime choice): the experiment's
     name, from which its folder is derived.
     """
+    from harp import methods
+
+    name = OmegaConf.select(cfg, "method.name", default=None)
+    if not isinstance(name, str):
+        raise HarpError("The configuration names no method; choose one with method=<name> (e.g. method=harp).")
+    entry = methods.get(name)
     try:
-        merged = OmegaConf.merge(OmegaConf.structured(Config), cfg, {"experiment": experiment})
+        schema = OmegaConf.structured(Config)
+        schema.method = OmegaConf.structured(entry.config)
+        merged = OmegaConf.merge(schema, cfg, {"experiment": experiment})
+        _refuse_added_keys(merged, "", name)
         OmegaConf.resolve(merged)
         config: Config = OmegaConf.to_object(merged)  # type: ignore[assignment]
     except OmegaConfBaseException as err:
-        key = getattr(err, "full_key", None)
-        raise HarpError(f"Invalid configuration{f' at {key}' if key else ''}: {str(err).splitlines()[0]}") from None
+        raise HarpError(_sentence(err, name)) from None
     check_values(config)
     return config
 
 
-def _choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise HarpError(f"{key} is {value!r}; choose one of {', '.join(allowed)}.")
+def _refuse_added_keys(node: DictConfig, prefix: str, method: str) -> None:
+    """A key added with `+` to a typed part survives OmegaConf's merge and would be dropped unread: refuse it."""
+    kind = OmegaConf.get_type(node)
+    known = {f.name for f in fields(kind)} if kind is not None and is_dataclass(kind) else None
+    for key in node:
+        full = f"{prefix}{key}"
+        if known is not None and key not in known:
+            raise HarpError(_unknown_key(full, kind, method))
+        child = node._get_node(key)
+        if isinstance(child, DictConfig) and not child._is_missing() and not child._is_none():
+            _refuse_added_keys(child, f"{full}.", method)
 
 
-def _within(key: str, value: float | None, low: float, high: float, closed_high: bool = False) -> None:
-    inside = value is not None and math.isfinite(value) and low <= value
-    if not (inside and (value <= high if closed_high else value < high)):
-        interval = f"[{low}, {high}]" if closed_high else f"[{low}, {high})"
-        raise HarpError(f"{key} is {value}; it must lie in {interval}.")
+def _unknown_key(key: str, kind: type, method: str) -> str:
+    """One sentence for a key that a typed part (the chosen method's config, or another) does not have."""
+    own = ", ".join(f.name for f in fields(kind))
+    if key.count(".") == 1 and key.startswith("method."):
+        return f"Method {method} has no setting {key}; its settings are {own}."
+    return f"There is no setting {key}; the keys beside it are {own}."
 
 
-def _at_least(key: str, value: int | None, low: int, optional: bool = False) -> None:
-    if value is None and optional:
-        return
-    if value is None or value < low:
-        raise HarpError(f"{key} is {value}; it must be at least {low}{' (or null)' if optional else ''}.")
-
-
-def _check_mask(mask: MaskConfig) -> None:
-    for s in ([mask.sparsity] if mask.sparsity is not None else []) + list(mask.compare):
-        _within("A sparsity of method.mask (sparsity, compare)", s, 0.0, 1.0)
-    _choice("method.mask.pattern", mask.pattern, MASK_PATTERNS)
-    _choice("method.mask.rank_by", mask.rank_by, MASK_RANKINGS)
-    if mask.pattern == "2:4" and mask.sparsity != 0.5:
-        raise HarpError(
-            f"method.mask.pattern=2:4 keeps exactly 2 of every 4 weights, so method.mask.sparsity must be 0.5, "
-            f"not {mask.sparsity}."
-        )
-    if not mask.step_size > 0:
-        raise HarpError(f"method.mask.step_size is {mask.step_size}; it must be positive.")
-    _at_least("method.mask.iterations", mask.iterations, 1)
-    if not mask.lam >= 0:
-        raise HarpError(f"method.mask.lam is {mask.lam}; it must be non-negative.")
-    _at_least("method.mask.compare_tokens", mask.compare_tokens, 2, optional=True)
+def _sentence(err: OmegaConfBaseException, method: str) -> str:
+    """One sentence for OmegaConf's error; a key the configuration does not have names the keys it has."""
+    key = getattr(err, "full_key", None) or ""
+    first = str(err).splitlines()[0]
+    kind = getattr(err, "object_type", None)
+    missing = first.startswith(("Key ", "Missing key")) and kind is not None and is_dataclass(kind)
+    if missing and key.rpartition(".")[2] not in {f.name for f in fields(kind)}:
+        return _unknown_key(key, kind, method)
+    return f"Invalid configuration{f' at {key}' if key else ''}: {first}"
 
 
 def check_values(cfg: Config) -> None:
-    """Ranges and choices the schema's types cannot express, checked wherever a config is composed (each
-    stage, and the workflow planner before any job starts), so a bad value is one sentence up front."""
-    m, b, e, p, s = cfg.method, cfg.budget, cfg.eval, cfg.eval.perplexity, cfg.speed
-    _choice("model.dtype", cfg.model.dtype, DTYPES)
-    _choice("budget.kind", b.kind, BUDGET_KINDS)
-    if b.kind == "ratio":
-        _within("budget.value (a ratio of the decoder linear weights)", b.value, 0.0, 1.0)
-    elif b.kind == "attention_fraction" and b.value is not None:
-        _within("budget.value (a fraction of the attention weights)", b.value, 0.0, 1.0, closed_high=True)
-    _choice("method.target", m.target, TARGETS)
-    _choice("method.allocation", m.allocation, ALLOCATIONS)
-    _choice("method.layer_position", m.layer_position, POSITIONS)
-    _choice("method.search.order", m.search.order, ("top_down", "bottom_up"))
-    if not m.search.grid:
-        raise HarpError("method.search.grid is empty; give the candidate alphas, e.g. [0.0, 0.5, 1.0].")
-    for key, values in (("method.search.grid", m.search.grid), ("method.alphas", m.alphas or [])):
-        for value in values:
-            _within(f"An alpha of {key}", value, 0.0, 1.0, closed_high=True)
-    if m.mlp_ratio is not None:
-        _within("method.mlp_ratio", m.mlp_ratio, 0.0, 1.0)
-    _at_least("method.batch_size", m.batch_size, 1)
-    _check_mask(m.mask)
-    _at_least("method.search.batch_size", m.search.batch_size, 1)
-    for key, data in (("data", cfg.data), ("method.calibration", m.calibration)):
-        if data is not None:
-            _at_least(f"{key}.num_samples", data.num_samples, 1)
-            _at_least(f"{key}.seq_len", data.seq_len, 2)
-    if e.select is not None and not e.select:
-        raise HarpError("eval.select is empty; name at least one task of eval.tasks, or set it to null for all.")
-    _at_least("eval.limit", e.limit, 1, optional=True)
-    _at_least("eval.max_gen_toks", e.max_gen_toks, 1, optional=True)
-    _at_least("eval.longbench_max_length", e.longbench_max_length, 2)
-    if not re.fullmatch(r"[1-9]\d*|auto(:[1-9]\d*)?", e.batch_size):
-        raise HarpError(f"eval.batch_size is {e.batch_size!r}; give a positive integer, auto or auto:N.")
-    _at_least("eval.perplexity.window", p.window, 2)
-    _at_least("eval.perplexity.max_tokens", p.max_tokens, 2, optional=True)
-    if not 1 <= p.stride <= p.window:
-        raise HarpError(f"eval.perplexity.stride is {p.stride}; it must lie in 1..window ({p.window}).")
-    _choice("speed.dtype", s.dtype, DTYPES)
-    if not s.seq_lens or min(s.seq_lens) < 1:
-        raise HarpError(f"speed.seq_lens is {s.seq_lens}; give positive sequence lengths.")
-    for key in ("repeats", "decode_tokens", "batch_size"):
-        _at_least(f"speed.{key}", getattr(s, key), 1)
-    _at_least("speed.warmup", s.warmup, 0)
-    _choice("tracking.mode", cfg.tracking.mode, ("offline", "online", "disabled"))
+    """Every declared choice and range of the schema (`check_fields`) and the rules across keys, checked
+    wherever a config is composed (each stage, and the workflow planner before any job starts), so a bad value
+    is one sentence up front."""
+    for part in ("model", "method", "data", "budget", "eval", "speed", "tracking"):
+        section = getattr(cfg, part)
+        check_fields(section, part)
+        if hasattr(section, "check"):
+            section.check()

@@ -19,12 +19,11 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from harp.config import DEFAULT_GRID
 from harp.errors import HarpError
 from harp.layers import pruned_layers
 from harp.models.adapters import adapter_for, decoder_layers, logits_from_hidden
 from harp.pruning.harp import HarpSlot
-
-DEFAULT_GRID = tuple(round(0.1 * i, 1) for i in range(11))
 
 
 @dataclass

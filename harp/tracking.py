@@ -60,7 +60,7 @@ def tracked_run(cfg: Config, stage: str, per_model: bool = True) -> Iterator[obj
         config=asdict(cfg),
         dir=cfg.tracking.dir,
         mode=cfg.tracking.mode,
-        tags=[t for t in (cfg.experiment, "tiny" if per_model and cfg.model.build else None) if t],
+        tags=[t for t in (cfg.experiment, "tiny-model" if per_model and cfg.model.toy else None) if t],
         reinit="create_new",
     )
     try:

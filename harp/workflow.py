@@ -18,7 +18,7 @@ import yaml
 
 from harp import artifacts, methods
 from harp.artifacts import MAIN
-from harp.config import Config, register_configs, validate
+from harp.config import Config, compose
 from harp.errors import HarpError
 from harp.eval.tasks import selected, suite_task
 
@@ -50,26 +50,6 @@ def _check_names(conf_dir: Path, folder: str, names: list[str], what: str) -> No
             raise HarpError(f"Unknown {what} {name!r} in the workflow config; known: {', '.join(known)}.{hint}")
 
 
-def compose(conf_dir: Path, overrides: list[str]) -> Config:
-    """The validated stage config for these Hydra overrides, exactly as `python -m harp.cli.<stage>` sees it."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.errors import HydraException
-    from omegaconf import open_dict
-    from omegaconf.errors import OmegaConfBaseException
-
-    register_configs()
-    try:
-        with initialize_config_dir(config_dir=str(conf_dir.resolve()), version_base="1.3"):
-            cfg = hydra_compose(config_name="config", overrides=overrides, return_hydra_config=True)
-        experiment = cfg.hydra.runtime.choices.get("experiment")
-        with open_dict(cfg):
-            del cfg["hydra"]
-        return validate(cfg, experiment=experiment)
-    except (HydraException, OmegaConfBaseException) as err:
-        raise HarpError(f"Hydra could not compose {' '.join(overrides)}: {str(err).splitlines()[0]}") from None
-
-
 @dataclass(frozen=True)
 class CommandLine:
     """A job's Hydra overrides, quoted for the shell (a results_dir may hold spaces).
@@ -86,16 +66,17 @@ class CommandLine:
         return " ".join(shlex.quote(o) for o in self.overrides)
 
 
-# What each stage reads of the resolved config (its outputs depend on these parts alone).
+# What each stage reads of the resolved config (its outputs depend on these parts alone); every stage that
+# loads the model reads `device` too (`harp.cli._app.load_for`).
 STAGE_PARTS = {
     "build_tiny": ("model", "seed"),
     "calibrate": ("model", "calibration"),
-    "search": ("model", "method", "calibration"),
-    "prune": ("model", "method", "budget", "calibration"),
-    "evaluate": ("model", "eval"),
-    "perplexity": ("model", "perplexity"),
+    "search": ("model", "method", "calibration", "device"),
+    "prune": ("model", "method", "budget", "calibration", "device"),
+    "evaluate": ("model", "eval", "device"),
+    "perplexity": ("model", "perplexity", "device"),
     "speed": ("model", "method", "speed"),
-    "mask_compare": ("model", "method", "calibration", "perplexity"),
+    "mask_compare": ("model", "method", "calibration", "perplexity", "device"),
 }
 _PARTS = {
     "model": lambda cfg: asdict(cfg.model),
@@ -106,6 +87,7 @@ _PARTS = {
     "perplexity": lambda cfg: asdict(cfg.eval.perplexity),
     "speed": lambda cfg: asdict(cfg.speed),
     "seed": lambda cfg: cfg.seed,
+    "device": lambda cfg: cfg.device,
 }
 
 
@@ -128,19 +110,22 @@ class Pipeline:
         self.methods: list[str] = list(pick("methods"))
         # timed where the main run has them; a suite without a speed preset times nothing
         self.speed_methods: list[str] = list(pick("speed_methods") or []) if pick("speed") else []
-        self.ablation_methods: list[str] = list(pick("ablation_methods") or ["harp"])
+        self.ablation_methods: list[str] = list(pick("ablation_methods") or [methods.SEARCHED])
         # experiments that run other methods than ablation_methods (published_alphas: HARP and the paper's HARP row)
         self.experiment_methods: dict[str, list[str]] = {
             e: list(ms) for e, ms in (wf.get("experiment_methods") or {}).items()
         }
         self.eval_jobs: str = pick("eval_jobs") or "task"
         # attn_mask against wanda_qk, per model, where attn_mask runs (the comparison reads its settings)
-        self.mask_compare: bool = bool(pick("mask_compare")) and artifacts.MASK_METHOD in self.methods
+        self.mask_compare: bool = bool(pick("mask_compare")) and methods.MASKS_COMPARED in self.methods
         only = wf.get("experiment")
         experiments = [only] if only else list(pick("experiments") or [])
         self.results_dir = str(wf.get("results_dir") or "results")
         self.resources: dict = wf.get("resources") or {}
         tracking = wf.get("tracking") or "offline"
+        self.method_overrides: dict[str, list[str]] = {
+            m: list(map(str, os)) for m, os in (wf.get("method_overrides") or {}).items()
+        }
         self.common = (
             f"eval={pick('eval')}",
             f"speed={pick('speed') or 'cpu'}",
@@ -170,7 +155,7 @@ class Pipeline:
         _check_names(self.conf_dir, "model", self.models, "model")
         per_experiment = [m for ms in self.experiment_methods.values() for m in ms]
         _check_names(self.conf_dir, "method", self.methods + self.speed_methods + self.ablation_methods, "method")
-        _check_names(self.conf_dir, "method", per_experiment, "method")
+        _check_names(self.conf_dir, "method", per_experiment + list(self.method_overrides), "method")
         _check_names(self.conf_dir, "experiment", experiments + list(self.experiment_methods), "experiment")
         _check_names(self.conf_dir, "eval", [eval_name], "eval preset")
         _check_names(self.conf_dir, "speed", [speed] if speed else [], "speed preset")
@@ -181,14 +166,14 @@ class Pipeline:
     def _add(self, model: str, experiment: str, method: str) -> Variant:
         key = (experiment, model, method)
         if key not in self.variants:
-            overrides = (f"model={model}", f"method={method}", *self.common)
+            overrides = (f"model={model}", f"method={method}", *self.common, *self.method_overrides.get(method, []))
             if experiment != MAIN:
                 overrides += (f"experiment={experiment}",)
             cfg = compose(self.conf_dir, list(overrides))
-            if method.startswith("harp"):  # an impossible L, layer position or alpha list fails now, before any job
+            if methods.get(method).chooses_layers:  # an impossible L, layer position or alpha list fails now
                 cfg.fixed_alphas()
             if cfg.model.architecture:  # a 2:4 mask the published architecture cannot take fails now too
-                cfg.method.mask.check_width(cfg.model.architecture["hidden_size"])
+                cfg.method.check_model(cfg.model.architecture["hidden_size"])
             self.variants[key] = Variant(experiment, model, method, cfg, overrides)
         return self.variants[key]
 
@@ -196,7 +181,8 @@ class Pipeline:
         """`method` and, first, HARP when `method` reads its alphas or its plan (a match_harp budget)."""
         cfg = self._add(model, experiment, method).cfg
         reads = set(methods.get(method).inputs(cfg.budget.kind))
-        return (["harp"] if reads & {"reference", "alphas"} and method != "harp" else []) + [method]
+        searched = methods.SEARCHED
+        return ([searched] if reads & {"reference", "alphas"} and method != searched else []) + [method]
 
     # --- paths --------------------------------------------------------------------------------------------------
     def experiment_dir(self, experiment: str) -> str:
@@ -247,13 +233,13 @@ class Pipeline:
         files = {
             "calibration": cfg.calibration_file(),
             "alphas": artifacts.alphas(expdir, model),
-            "reference": artifacts.plan(artifacts.method_dir(expdir, model, artifacts.SEARCHED_METHOD)),
+            "reference": artifacts.plan(artifacts.searched_dir(expdir, model)),
         }
         return self.model_inputs(model) + [str(files[n]) for n in methods.get(method).inputs(cfg.budget.kind)]
 
     def search_inputs(self, expdir: str, model: str) -> list[str]:
         """The model (when built here) and the alpha search's calibration set."""
-        cfg = self.variant(expdir, model, artifacts.SEARCHED_METHOD).cfg
+        cfg = self.variant(expdir, model, methods.SEARCHED).cfg
         searched = cfg.fixed_alphas() is None  # fixed alphas (no rescaling, published, given) read no data
         return [*self.model_inputs(model), *([str(cfg.calibration_file())] if searched else [])]
 
@@ -264,7 +250,7 @@ class Pipeline:
             *([self.fixtures_dir] if self.fixtures_dir else []),
         ]
 
-    def command(self, expdir: str, model: str, method: str = artifacts.SEARCHED_METHOD, *extra: str) -> CommandLine:
+    def command(self, expdir: str, model: str, method: str = methods.SEARCHED, *extra: str) -> CommandLine:
         """A job's Hydra overrides (and `extra` ones); per-model jobs (the search) take HARP's."""
         return CommandLine((*self.variant(expdir, model, method).overrides, *extra))
 
@@ -275,7 +261,7 @@ class Pipeline:
         """The overrides of the jobs over all models (build, fixtures, collect, report)."""
         return CommandLine((*extra, *self.common))
 
-    def settings(self, stage: str, expdir: str, model: str, method: str = artifacts.SEARCHED_METHOD) -> str:
+    def settings(self, stage: str, expdir: str, model: str, method: str = methods.SEARCHED) -> str:
         """What `stage` consumes of the variant's resolved config, as YAML: the param that decides a rerun."""
         cfg = self.variant(expdir, model, method).cfg
         return stage_settings(stage, cfg)
@@ -289,13 +275,15 @@ class Pipeline:
     def eval_shards(self) -> dict[str, list[str]]:
         """Shard name -> tasks of one evaluation job. A category's tasks share a process to amortise start-up."""
         if self.eval_jobs == "task":
-            return {re.sub(r"\W", "_", t): [t] for t in self.tasks}
-        if self.eval_jobs == "all":
-            return {"all": list(self.tasks)}
-        shards: dict[str, list[str]] = {}
-        for task in self.tasks:
-            shards.setdefault(suite_task(task).category, []).append(task)
-        return shards
+            groups = [[t] for t in self.tasks]
+        elif self.eval_jobs == "all":
+            groups = [list(self.tasks)]
+        else:
+            by_category: dict[str, list[str]] = {}
+            for task in self.tasks:
+                by_category.setdefault(suite_task(task).category, []).append(task)
+            groups = list(by_category.values())
+        return {artifacts.eval_job(g, [suite_task(t).category for t in g]): g for g in groups}
 
     # --- what the variants produce ------------------------------------------------------------------------------
     def targets(self) -> list[str]:
@@ -304,11 +292,11 @@ class Pipeline:
         for v in self.variants.values():
             d = v.cfg.method_dir
             out += [artifacts.plan(d), artifacts.perplexity(d), *(artifacts.eval_result(d, t) for t in self.tasks)]
-            if v.method == artifacts.SEARCHED_METHOD:
+            if v.method == methods.SEARCHED:
                 out.append(artifacts.alphas(v.cfg.experiment_dir, v.model))
             if v.experiment == MAIN and v.method in self.speed_methods:
                 out.append(artifacts.speed(d))
-            if v.experiment == MAIN and v.method == artifacts.MASK_METHOD and self.mask_compare:
+            if v.experiment == MAIN and v.method == methods.MASKS_COMPARED and self.mask_compare:
                 out.append(artifacts.mask_compare(d))
         return [str(p) for p in out]
 

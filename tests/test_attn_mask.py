@@ -15,9 +15,10 @@ import pytest
 import torch
 
 from harp import methods
-from harp.config import MaskConfig, MethodConfig
+from harp.config import MaskConfig
 from harp.errors import HarpError
 from harp.eval.mask_compare import compare
+from harp.methods import MaskMethodConfig
 from harp.models.adapters import decoder_layers
 from harp.pruning import attn_mask, qk_masks
 from harp.pruning.params import decoder_linear_params
@@ -36,7 +37,7 @@ def mask_plan(method: str, model, budget: int | None = None, **settings):
     inp = PruneInputs(
         model=model,
         source="random",
-        method=MethodConfig(name=method, mask=MaskConfig(**(QUICK | settings))),
+        method=MaskMethodConfig(name=method, mask=MaskConfig(**(QUICK | settings))),
         calibration=calibration(),
         target_removed=budget,
     )
@@ -197,9 +198,9 @@ def test_mask_plan_does_not_fit_a_pruned_layer():
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("method.mask.sparsity=1.0", "A sparsity of method.mask (sparsity, compare) is 1.0; it must lie in [0.0, 1.0)"),
+        ("method.mask.sparsity=1.0", "method.mask.sparsity is 1.0; it must lie in [0.0, 1.0)"),
         ("method.mask.sparsity=-0.1", "is -0.1; it must lie in [0.0, 1.0)"),
-        ("method.mask.compare=[0.5,1.2]", "is 1.2; it must lie in [0.0, 1.0)"),
+        ("method.mask.compare=[0.5,1.2]", "method.mask.compare holds 1.2; it must lie in [0.0, 1.0)"),
         ("method.mask.step_size=0.0", "step_size is 0.0; it must be positive"),
         ("method.mask.iterations=0", "method.mask.iterations is 0"),
         ("method.mask.pattern=4:8", "method.mask.pattern is '4:8'"),

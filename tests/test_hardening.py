@@ -31,12 +31,12 @@ from tests.helpers import ROOT, random_model
 QUICK = (
     "data.num_samples=4",
     "data.seq_len=32",
-    "method.search.grid=[0.0,0.5,1.0]",
     "eval=smoke",
     "eval.perplexity.max_tokens=600",
     "tracking=disabled",
     "progress=false",
 )
+GRID = "method.search.grid=[0.0,0.5,1.0]"  # HARP's quick grid, for the runs of HARP's settings
 FLAP_SET = ("method=flap", "method.calibration.num_samples=8", "method.calibration.seq_len=32")
 
 
@@ -45,7 +45,8 @@ def stage(name: str, results: Path, *overrides: str) -> int:
     module = importlib.import_module(f"harp.cli.{name}")
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(ROOT)
-        mp.setattr(sys, "argv", [name, f"results_dir={results}", *QUICK, *overrides])
+        grid = () if any(o.startswith("method=") for o in overrides) else (GRID,)
+        mp.setattr(sys, "argv", [name, f"results_dir={results}", *QUICK, *grid, *overrides])
         try:
             module.main()
         except SystemExit as exit_:
@@ -108,8 +109,8 @@ def fails(capsys, code: int, message: str, finished, name: str, *overrides: str)
         ("perplexity", ["eval.perplexity.stride=0"], "eval.perplexity.stride is 0"),
         ("perplexity", ["eval.perplexity.window=1"], "eval.perplexity.window is 1"),
         ("perplexity", ["eval.perplexity.max_tokens=1"], "eval.perplexity.max_tokens is 1"),
-        ("search", ["method.alphas=[nan,0.5,0.2]"], "An alpha of method.alphas is nan"),
-        ("search", ["method.alphas=[1.5,0.5,0.2]"], "An alpha of method.alphas is 1.5"),
+        ("search", ["method.alphas=[nan,0.5,0.2]"], "method.alphas holds nan; it must lie in [0.0, 1.0]"),
+        ("search", ["method.alphas=[1.5,0.5,0.2]"], "method.alphas holds 1.5"),
         ("search", ["method.num_layers=9"], "Cannot prune 9 layers of a 8-layer model"),
         ("search", ["method.num_layers=0"], "Cannot prune 0 layers"),
         ("search", ["method.layer_position=side"], "method.layer_position is 'side'"),
@@ -125,13 +126,18 @@ def test_bad_values_are_one_sentence(capsys, finished, name, overrides, message)
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        (["experiment=no_rescal"], "Could not find 'experiment/no_rescal'"),
-        (["model=llama9"], "Could not find 'model/llama9'"),
-        (["method.num_layer=3"], "Key 'num_layer' not in 'MethodConfig'"),
+        (["experiment=no_rescal"], "Unknown experiment 'no_rescal' (conf/experiment/); known: bottom_layers"),
+        (["experiment=no_rescal"], "Did you mean 'no_rescale'?"),
+        (["model=llama9"], "Unknown model 'llama9' (conf/model/)"),
+        (["method.num_layer=3"], "Method harp has no setting method.num_layer; its settings are name, num_layers"),
+        (["method=mag_sp", "method.search.grid=[0.5]"], "Method mag_sp has no setting method.search; its settings"),
+        (["method=mag_sp", "+method.search.grid=[0.5]"], "Method mag_sp has no setting method.search; its settings"),
+        (["+method.foo=1"], "Method harp has no setting method.foo"),
+        (["method.num_layers=[1"], "The override method.num_layers=[1 is malformed"),
     ],
 )
 def test_unknown_names_fail_and_write_nothing(capsys, finished, overrides, message):
-    fails(capsys, 1, message, finished, "search", *overrides)
+    fails(capsys, 2, message, finished, "search", *overrides)
 
 
 def test_results_dir_must_be_a_writable_folder(capsys, finished, tmp_path):
@@ -239,7 +245,7 @@ def test_a_second_run_of_the_same_job_is_refused_while_the_first_holds_its_lock(
     from harp.cli._app import stage_lock
     from tests.helpers import compose
 
-    cfg = compose(f"results_dir={finished[0]}", *QUICK)
+    cfg = compose(f"results_dir={finished[0]}", *QUICK, GRID)
     with stage_lock(cfg, "collect"):
         fails(capsys, 2, "Another run is doing this collect job now", finished, "collect")
 

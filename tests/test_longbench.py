@@ -13,7 +13,10 @@ import pytest
 
 from harp.errors import HarpError
 from harp.eval import longbench
-from harp.eval.tasks import LONGBENCH_NAMES
+from harp.eval.longbench import PREFIX
+from harp.eval.tasks import LONGBENCH, SUITE
+
+LONGBENCH_NAMES = [t.name.removeprefix(PREFIX) for t in SUITE.values() if t.category == LONGBENCH]
 
 TEMPLATES = {
     "narrativeqa": "You are given a story, which can be either a novel or a movie script, and a question. Answer the question asconcisely as you can, using a single phrase if possible. Do not provide any explanation.\n\nStory: {context}\n\nNow, answer the question based on the story asconcisely as you can, using a single phrase if possible. Do not provide any explanation.\n\nQuestion: {input}\n\nAnswer:",  # noqa: E501

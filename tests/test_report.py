@@ -19,9 +19,10 @@ import pytest
 from harp import methods
 from harp.errors import HarpError
 from harp.eval.tasks import SUITE
+from harp.eval.tasks import label as task_label
 from harp.report.collect import collect, load_results
 from harp.report.latex import overflows
-from harp.report.tables import SHORT_NAMES, latex_escape, method_order
+from harp.report.tables import latex_escape, method_order
 from tests.report_fixtures import ABLATIONS, METHODS, MODELS, PUBLISHED, TASKS, make_results
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -112,7 +113,7 @@ def check_bold(rows: list[list[str]], column: int, how: str = "max") -> None:
 def check_scores(results: Path, model: str, category: str, header: list[str], body: list[list[str]]) -> None:
     """Every row of a score table against the result files: tasks (short names), Avg, pruning ratio, KV cache."""
     tasks = [t for t in SUITE if t in TASKS[category]]  # the paper's order
-    assert header == ["Method", *(SHORT_NAMES[t] for t in tasks), "Avg", "Pruned (\\%)", "KV cache (-\\%)"]
+    assert header == ["Method", *(task_label(t) for t in tasks), "Avg", "Pruned (\\%)", "KV cache (-\\%)"]
     assert all(len(r) == len(header) for r in body)
     assert [r[0] for r in body] == ROWS[model]
     for row in body:

@@ -109,3 +109,40 @@ print(json.dumps(same))
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(done.stdout.splitlines()[-1]) == dict.fromkeys(DEMO_METHODS, True)
+
+
+def _string_literals(path) -> list[str]:
+    import ast
+
+    return [
+        n.value
+        for n in ast.walk(ast.parse(path.read_text()))
+        if isinstance(n, ast.Constant) and isinstance(n.value, str)
+    ]
+
+
+def test_method_and_model_names_are_asked_of_the_registry_not_spelled():
+    """Outside the method table, the methods' own modules and the model adapters, at most 3 string literals
+    name a method or a model (the package's own name as wandb project and library is not one)."""
+    names = set(methods.METHODS) | {p.stem for p in (ROOT / "conf" / "model").glob("*.yaml")}
+    owners = {ROOT / "harp" / "methods.py", ROOT / "harp" / "models" / "adapters.py"}
+    owners |= {ROOT / "harp" / m.module.replace(".", "/").removeprefix("harp/") for m in methods.METHODS.values()}
+    owners = {p.with_suffix(".py") for p in owners}
+    found = [
+        (str(p.relative_to(ROOT)), s)
+        for p in (ROOT / "harp").rglob("*.py")
+        if p not in owners
+        for s in _string_literals(p)
+        if s in names and s != "harp" or s == "harp" and p.name not in ("page.py", "config.py")
+    ]
+    assert len(found) <= 3, found
+
+
+def test_each_task_name_is_spelled_in_the_task_table_alone():
+    from harp.eval.tasks import SUITE
+
+    table = ROOT / "harp" / "eval" / "tasks.py"
+    for path in (ROOT / "harp").rglob("*.py"):
+        if path != table:
+            spelled = set(_string_literals(path)) & set(SUITE)
+            assert not spelled, (path, spelled)

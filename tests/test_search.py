@@ -8,9 +8,9 @@ import pytest
 import torch
 
 import harp
+from harp.config import DEFAULT_GRID
 from harp.errors import HarpError
 from harp.models.adapters import decoder_layers
-from harp.search import DEFAULT_GRID
 from tests.helpers import random_model
 
 

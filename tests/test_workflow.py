@@ -114,10 +114,14 @@ def test_paper_models_need_a_gpu_and_the_tiny_model_does_not():
         ({"experiment": "published_alphas"}, "Model tiny has no published alphas (conf/model/tiny.yaml)"),
         ({"suite": "papers"}, "Unknown suite 'papers'"),
         ({"models": []}, "selects nothing to run"),
-        ({"overrides": ["+eval.tasks.nq_opn=5"]}, "Unknown evaluation task 'nq_opn'"),
+        ({"overrides": ["eval.tasks=[nq_opn]"]}, "Unknown evaluation task 'nq_opn'"),
+        ({"overrides": ["eval.select=[winogrand]"]}, "eval.select names winogrand"),
         ({"overrides": ["method.num_layer=3"]}, "num_layer"),
         ({"overrides": ["eval.limit=-5"]}, "eval.limit is -5; it must be at least 1"),
-        ({"overrides": ["method.alphas=[0.5,1.5,0.2]"]}, "An alpha of method.alphas is 1.5"),
+        ({"method_overrides": {"harp": ["method.alphas=[0.5,1.5,0.2]"]}}, "method.alphas holds 1.5"),
+        ({"overrides": ["method.search.grid=[0.5]"]}, "Method dense has no setting method.search"),
+        ({"method_overrides": {"mag_sp": ["method.search.grid=[0.5]"]}}, "Method mag_sp has no setting"),
+        ({"method_overrides": {"harpp": []}}, "Unknown method 'harpp'"),
         ({"overrides": ["budget.kind=half"]}, "budget.kind is 'half'; choose one of attention_fraction, ratio"),
         ({"overrides": ["budget.kind=ratio", "budget.value=1.5"]}, "budget.value (a ratio of the decoder linear"),
         ({"methods": ["wanda_sp"], "overrides": ["method.allocation=even"]}, "method.allocation is 'even'"),
@@ -195,8 +199,9 @@ def smoke_run(smoke_dir) -> Path:
     return smoke_dir
 
 
-QUICK = ["data.num_samples=4", "data.seq_len=32", "method.search.grid=[0.0,0.5,1.0]", "eval.perplexity.max_tokens=600"]
-SMOKE = ["--cores", "2", "--config", "suite=smoke", f"overrides={json.dumps(QUICK)}"]
+QUICK = ["data.num_samples=4", "data.seq_len=32", "eval.perplexity.max_tokens=600"]
+GRID = "method_overrides=" + json.dumps({"harp": ["method.search.grid=[0.0,0.5,1.0]"]})
+SMOKE = ["--cores", "2", "--config", "suite=smoke", f"overrides={json.dumps(QUICK)}", GRID]
 
 
 @pytest.mark.slow
@@ -230,7 +235,7 @@ def test_smoke_run_resumes_only_what_is_missing(smoke_run):
 
 @pytest.mark.slow
 def test_an_override_reruns_only_the_stages_that_consume_it(smoke_run):
-    limited = ["--cores", "2", "--config", "suite=smoke", f"overrides={json.dumps([*QUICK, 'eval.limit=50'])}"]
+    limited = ["--cores", "2", "--config", "suite=smoke", f"overrides={json.dumps([*QUICK, 'eval.limit=50'])}", GRID]
     proc = snakemake(smoke_run, *limited, "-n", "--quiet", "rules")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert job_counts(proc.stdout + proc.stderr) == {"evaluate_all": 2, "collect": 1, "report": 1, "all": 1, "total": 5}
@@ -309,3 +314,15 @@ def test_slurm_profile_dry_run_asks_one_gpu_per_paper_model_job(tmp_path):
     out = proc.stdout + proc.stderr
     search = out[out.index("rule search:") :].split("\nrule ")[0].split("[")[0]  # that job's block alone
     assert "gpu=1" in search and "slurm_partition=gpu" in search and "mem_mb=64000" in search
+
+
+def test_method_overrides_change_that_method_alone():
+    """HARP's grid for a whole run: HARP's search and prune settings change, no other method's job reruns."""
+    base, narrowed = pipeline(), pipeline(method_overrides={"harp": ["method.search.grid=[0.0,0.5,1.0]"]})
+    expdir = base.experiment_dir(MAIN)
+    assert narrowed.variant(expdir, "tiny", "harp").cfg.method.search.grid == [0.0, 0.5, 1.0]
+    assert base.settings("search", expdir, "tiny") != narrowed.settings("search", expdir, "tiny")
+    for method in base.methods:
+        if method != "harp":
+            for stage in ("prune", "evaluate", "perplexity"):
+                assert base.settings(stage, expdir, "tiny", method) == narrowed.settings(stage, expdir, "tiny", method)

@@ -18,7 +18,7 @@ import yaml
 from omegaconf import DictConfig
 
 from harp import artifacts
-from harp.config import Config, register_configs, validate
+from harp.config import Config, compose, register_configs, validate
 from harp.errors import HarpError
 from harp.io import atomic_path
 from harp.tracking import tracked_run
@@ -63,8 +63,15 @@ def stage(name: str, per_model: bool = True) -> Callable:
 
         @functools.wraps(fn)
         def entry() -> None:
-            if {"--help", "-h"} & set(sys.argv[1:]):  # the stage's own docstring, then Hydra's config help
+            args = sys.argv[1:]
+            if {"--help", "-h"} & set(args):  # the stage's own docstring, then Hydra's config help
                 print((sys.modules[fn.__module__].__doc__ or "").strip() + "\n")
+            elif not any(a.startswith("-") for a in args):  # a plain run: Hydra's errors as one sentence first
+                try:
+                    compose(conf_dir(), args)
+                except HarpError as err:
+                    print(f"error: {err}", file=sys.stderr)
+                    sys.exit(2)
             main()
 
         return entry
@@ -118,9 +125,10 @@ def check_model(cfg: Config):
     from harp.models.loading import load_config
 
     source = cfg.model.source
-    if cfg.model.build == "tiny" and not Path(source).exists():
+    if cfg.model.build and not Path(source).exists():
         raise HarpError(
-            f"The tiny model is not built yet at {source}: run `python -m harp.cli.build_tiny` (snakemake does it)."
+            f"Model {cfg.model.name} is not built yet at {source}: run "
+            f"`python -m harp.cli.build_{cfg.model.build} model={cfg.model.name}` (snakemake does it)."
         )
     config = load_config(source)
     if config.num_hidden_layers != cfg.model.num_layers:

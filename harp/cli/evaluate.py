@@ -77,7 +77,7 @@ def main(cfg: Config, tracker) -> None:
             **result,
             "limit": e.limit,
             "fixture": e.fixtures,
-            "tiny_model": cfg.model.build == "tiny",
+            "tiny_model": cfg.model.toy,
             "plan_hash": phash,
             "max_gen_toks": e.max_gen_toks,
             "seeds": seeds,
@@ -90,8 +90,7 @@ def main(cfg: Config, tracker) -> None:
             f"{cfg.model.name}/{cfg.method.name} {name}: {result['primary_metric']} = {result['score']:.4f} "
             f"({result['n_samples']} samples{', fixture' if e.fixtures else ''}, {result['seconds']:.1f} s)"
         )
-    categories = {suite_task(t).category for t in tasks}  # one file per job: a method's shards run in parallel
-    job = next(iter(tasks)) if len(tasks) == 1 else categories.pop() if len(categories) == 1 else "all"
+    job = artifacts.eval_job(list(tasks), [suite_task(t).category for t in tasks])  # a method's shards run at once
     save_config(cfg, out_dir, f"evaluate_{job}")
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from harp import artifacts
+from harp import artifacts, methods
 from harp.cli._app import check_model, load_for, log, save_config, stage
 from harp.config import Config
 from harp.data.calibration import load_calibration
@@ -22,10 +22,11 @@ from harp.io import atomic_path
 
 @stage("mask_compare")
 def main(cfg: Config, tracker) -> None:
-    if cfg.method.name != artifacts.MASK_METHOD:
-        raise HarpError(f"mask_compare reads attn_mask's settings: run it with method={artifacts.MASK_METHOD}.")
+    if cfg.method.name != methods.MASKS_COMPARED:
+        name = methods.MASKS_COMPARED
+        raise HarpError(f"mask_compare reads {name}'s settings: run it with method={name}.")
     settings = cfg.method.mask
-    settings.check_width(check_model(cfg).hidden_size)
+    cfg.method.check_model(check_model(cfg).hidden_size)
     calibration = load_calibration(cfg.calibration_file())
     model, tokenizer = load_for(cfg)
     p = cfg.eval.perplexity
@@ -38,13 +39,13 @@ def main(cfg: Config, tracker) -> None:
         source=source,
         tokens=len(heldout),
         pattern=settings.pattern,
-        tiny_model=cfg.model.build == "tiny",
+        tiny_model=cfg.model.toy,
     )
     out = artifacts.mask_compare(cfg.method_dir)
     with atomic_path(out) as tmp:
         frame.to_csv(tmp, index=False)
     save_config(cfg, cfg.method_dir, "mask_compare")
-    pruned = frame[frame.layer.isna() & (frame.method != "dense")]
+    pruned = frame[frame.layer.isna() & (frame.method != methods.UNPRUNED)]
     variant = pruned.method + pruned.rank_by.map(lambda r: f" by {r}" if isinstance(r, str) else "")
     overall = pruned.assign(variant=variant).pivot_table(
         index="sparsity", columns=["metric", "variant"], values="value"

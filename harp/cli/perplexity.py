@@ -33,7 +33,7 @@ def main(cfg: Config, tracker) -> None:
         "model": cfg.model.name,
         "method": cfg.method.name,
         "source": source,
-        "tiny_model": cfg.model.build == "tiny",
+        "tiny_model": cfg.model.toy,
         "plan_hash": plan_hash(plan_dir),
         "pruning_ratio": plan.pruning_ratio,
         "kv_cache_reduction": plan.kv_cache_reduction,

@@ -21,11 +21,10 @@ from harp.records import read_alphas
 def main(cfg: Config, tracker) -> None:
     method = methods.get(cfg.method.name)
     reads = method.inputs(cfg.budget.kind)
-    cfg.method.mask.check_width(check_model(cfg).hidden_size)  # a 2:4 mask the model cannot take fails before loading
+    cfg.method.check_model(check_model(cfg).hidden_size)  # e.g. a 2:4 mask the model cannot take: before loading
     expdir, name = cfg.experiment_dir, cfg.model.name
     # the inputs first: a missing or damaged one fails before the model loads
-    reference_dir = artifacts.method_dir(expdir, name, artifacts.SEARCHED_METHOD)
-    reference = load_plan(reference_dir) if "reference" in reads else None
+    reference = load_plan(artifacts.searched_dir(expdir, name)) if "reference" in reads else None
     calibration = load_calibration(cfg.calibration_file()) if "calibration" in reads else None
     alphas = read_alphas(artifacts.alphas(expdir, name)) if "alphas" in reads else None
     harp_layers = len(cfg.pruned_layers())

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import csv
 
-from harp import artifacts
+from harp import artifacts, methods
 from harp.cli._app import load_for, log, save_config, stage
 from harp.config import Config
 from harp.data.calibration import load_calibration
@@ -19,8 +19,10 @@ from harp.search import search_alphas
 
 @stage("search")
 def main(cfg: Config, tracker) -> None:
-    if not cfg.method.name.startswith("harp"):
-        raise HarpError(f"The search stage is HARP's; method={cfg.method.name} has no alphas to search.")
+    if not hasattr(cfg.method, "search"):
+        raise HarpError(
+            f"The search stage is HARP's; method={cfg.method.name} has no alphas to search (method={methods.SEARCHED})."
+        )
     m = cfg.method
     layers = cfg.pruned_layers()
     out = artifacts.alphas(cfg.experiment_dir, cfg.model.name)

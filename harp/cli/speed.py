@@ -13,7 +13,7 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
-from harp import artifacts
+from harp import artifacts, methods
 from harp.cli._app import log, save_config, stage
 from harp.config import Config
 from harp.errors import HarpError
@@ -58,13 +58,13 @@ def pruning(cfg: Config):
     plan_path = artifacts.plan(cfg.method_dir)
     if plan_path.exists():
         plan = load_plan(plan_path)
-        if plan.method == "dense":
+        if methods.get(plan.method).unpruned:
             return None, f"{plan_path} (dense)"
         same = not cfg.speed.random_weights  # random weights: the checkpoint's nonzero counts do not apply
         return (lambda model: apply_plan(model, plan, same_weights=same)), str(plan_path)
-    if cfg.method.name == "dense":
-        return None, "dense (nothing pruned)"
-    if cfg.method.name == "harp":
+    if methods.get(cfg.method.name).unpruned:
+        return None, f"{cfg.method.name} (nothing pruned)"
+    if methods.get(cfg.method.name).searched:
         alphas = cfg.fixed_alphas()  # no rescaling, or given alphas; else the published ones, when there are
         if alphas is None and cfg.model.published_alphas is not None:
             alphas = from_last(cfg.pruned_layers(), cfg.model.published_alphas, "published alphas")

@@ -59,8 +59,7 @@ def task_manager(tasks: list[str], fixtures_root: str | Path | None):
 
     if fixtures_root is not None:
         return TaskManager(include_defaults=False, include_path=str(fixtures.fixture_tasks_dir(fixtures_root, tasks)))
-    root = fixtures.lm_eval_tasks_dir()
-    dirs = {str((root / (fixtures.GROUPS[t][0] if t in fixtures.GROUPS else fixtures.SINGLE[t])).parent) for t in tasks}
+    dirs = {str(fixtures.definition_path(suite_task(t).definition).parent) for t in tasks}
     return TaskManager(include_defaults=False, include_path=sorted(dirs))
 
 

@@ -20,6 +20,7 @@ from torch import nn
 
 from harp.config import MASK_RANKINGS, MaskConfig
 from harp.eval.perplexity import perplexity
+from harp.methods import MASK_BASELINE, MASKS_COMPARED, UNPRUNED
 from harp.pruning import attn_mask, qk_masks, wanda_qk
 from harp.pruning.params import decoder_linear_params
 
@@ -61,16 +62,16 @@ def compare(
             layer: qk_masks.attention_matrix(qk_masks.attention_of(model, layer), x) for layer, x in inputs.items()
         }
     start = time.perf_counter()
-    scores = {("wanda_qk", None): wanda_qk.wanda_scores(model, inputs, settings)}
-    seconds = {"wanda_qk": time.perf_counter() - start}
+    scores = {(MASK_BASELINE, None): wanda_qk.wanda_scores(model, inputs, settings)}
+    seconds = {MASK_BASELINE: time.perf_counter() - start}
     start = time.perf_counter()
     masks, _ = attn_mask.optimise(model, inputs, settings)
-    seconds["attn_mask"] = time.perf_counter() - start
-    scores |= {("attn_mask", rank): attn_mask.ranked(model, masks, rank, {}) for rank in MASK_RANKINGS}
+    seconds[MASKS_COMPARED] = time.perf_counter() - start
+    scores |= {(MASKS_COMPARED, rank): attn_mask.ranked(model, masks, rank, {}) for rank in MASK_RANKINGS}
     dense_ppl = perplexity(model, heldout, window, stride, progress=progress)["perplexity"]
     weights = decoder_linear_params(model)
     rows = [
-        {"method": "dense", "rank_by": None, "sparsity": 0.0, "layer": None, "metric": "perplexity"}
+        {"method": UNPRUNED, "rank_by": None, "sparsity": 0.0, "layer": None, "metric": "perplexity"}
         | {"value": dense_ppl, "pruning_ratio": 0.0}
     ]
     originals = {k: getattr(qk_masks.attention_of(model, k[0]), k[1]).weight.detach().clone() for k in masks}

@@ -1,8 +1,9 @@
-"""The paper's evaluation suite: 27 lm-eval tasks, what kind each is and which metric is its score.
+"""The one table of evaluation tasks: a row per task says all the project knows of it.
 
-Few-shot counts are configuration (`eval.tasks`: task -> shots), not code; this registry only says
-how to read a task's lm-eval results (the primary metric key, as lm-eval names it, with its filter)
-and which of the paper's tables (its category) it belongs to.
+A row gives the lm-eval task (or group) name, the paper's table it belongs to (its category), the metric
+read as its score, its few-shot count (the release's), its column label, where its definition lives and how
+its offline fixture documents are built. Evaluation, fixtures, tables and configs all read this table;
+adding a task is adding a row (a suite lists the names it runs in `conf/eval/<suite>.yaml`).
 
 Which metric: the release dumps lm-eval's whole results and the paper names no metric key, so where a
 task reports more than one candidate we keep lm-eval's usual reading as the score and record the other
@@ -16,15 +17,21 @@ as `alternative_metric` (every result JSON also has all metrics):
   release's own get_result_math_hard.py; bbh_cot_fewshot likewise (the `get-answer` filter); mmlu: `acc`
   weighted by size (lm-eval's group aggregates).
 - LongBench: `score`, LongBench's own metric of each dataset (harp/eval/longbench), on a 0-1 scale.
+Groups (mmlu, bbh_cot_fewshot, leaderboard_math_hard) keep two representative subtasks in their fixtures.
 """
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
+from pathlib import Path
 
 from harp.errors import HarpError
+from harp.eval import fixture_docs as docs
+from harp.eval import longbench
 
 GENERATION, DISCRIMINATIVE, LONGBENCH = "generation", "discriminative", "longbench"
+EXACT = "exact_match,remove_whitespace"  # exact match after lm-eval's only filter of the open QA tasks
 
 
 @dataclass(frozen=True)
@@ -32,59 +39,148 @@ class SuiteTask:
     name: str  # lm-eval task or group name
     category: str  # generation | discriminative | longbench: the paper's table it belongs to
     primary_metric: str  # lm-eval results key "<metric>,<filter>"
+    shots: int  # few-shot examples (the release's counts)
+    label: str  # column label in tables and figures (the paper's, LongBench's own abbreviations)
+    # its definition: lm-eval's installed YAML (relative to lm_eval/tasks) or ours (an absolute path)
+    definition: str | Path
+    fixture: docs.Builder | None = None  # builds one offline fixture document (a single task)
+    subtasks: tuple[tuple[str, docs.Builder], ...] = ()  # a group: the subtasks its fixtures keep, with builders
     alternative_metric: str | None = None  # the other reading where the paper does not say which it used
 
+    @property
+    def is_group(self) -> bool:
+        return bool(self.subtasks)
 
-STANDARD = [
-    SuiteTask("nq_open", GENERATION, "exact_match,remove_whitespace"),
-    SuiteTask("triviaqa", GENERATION, "exact_match,remove_whitespace"),
-    SuiteTask("gsm8k", GENERATION, "exact_match,strict-match", alternative_metric="exact_match,flexible-extract"),
-    SuiteTask("leaderboard_math_hard", GENERATION, "exact_match,none"),
-    SuiteTask("bbh_cot_fewshot", GENERATION, "exact_match,get-answer"),
-    SuiteTask("winogrande", DISCRIMINATIVE, "acc,none"),
-    SuiteTask("arc_challenge", DISCRIMINATIVE, "acc_norm,none", alternative_metric="acc,none"),
-    SuiteTask("boolq", DISCRIMINATIVE, "acc,none"),
-    SuiteTask("openbookqa", DISCRIMINATIVE, "acc_norm,none", alternative_metric="acc,none"),
-    SuiteTask("piqa", DISCRIMINATIVE, "acc_norm,none", alternative_metric="acc,none"),
-    SuiteTask("mmlu", DISCRIMINATIVE, "acc,none"),
-]
-LONGBENCH_NAMES = [
-    "narrativeqa",
-    "qasper",
-    "multifieldqa_en",
-    "hotpotqa",
-    "2wikimqa",
-    "musique",
-    "gov_report",
-    "qmsum",
-    "multi_news",
-    "trec",
-    "triviaqa",
-    "samsum",
-    "passage_count",
-    "passage_retrieval_en",
-    "lcc",
-    "repobench-p",
-]
-LONGBENCH_TASKS = [SuiteTask(f"longbench_{n}", LONGBENCH, "score,none") for n in LONGBENCH_NAMES]
 
-SUITE: dict[str, SuiteTask] = {t.name: t for t in STANDARD + LONGBENCH_TASKS}
+def _longbench(dataset: str, label: str, fixture: docs.Builder) -> SuiteTask:
+    name = longbench.PREFIX + dataset
+    return SuiteTask(name, LONGBENCH, "score,none", 0, label, longbench.task_yaml(name), fixture)
+
+
+ROWS = [
+    SuiteTask("nq_open", GENERATION, EXACT, 5, "NQ", "nq_open/nq_open.yaml", docs.cloze_question),
+    SuiteTask("triviaqa", GENERATION, EXACT, 5, "TQA", "triviaqa/default.yaml", docs.trivia_question),
+    SuiteTask(
+        "gsm8k",
+        GENERATION,
+        "exact_match,strict-match",
+        5,
+        "GSM8K",
+        "gsm8k/gsm8k.yaml",
+        docs.word_problem,
+        alternative_metric="exact_match,flexible-extract",
+    ),
+    SuiteTask(
+        "leaderboard_math_hard",
+        GENERATION,
+        "exact_match,none",
+        4,
+        "MATH",
+        "leaderboard/math/_leaderboard_math.yaml",
+        subtasks=(
+            ("leaderboard/math/math_algebra.yaml", docs.math_problem),
+            ("leaderboard/math/math_prealgebra.yaml", docs.math_problem),
+        ),
+    ),
+    SuiteTask(
+        "bbh_cot_fewshot",
+        GENERATION,
+        "exact_match,get-answer",
+        3,
+        "BBH",
+        "bbh/cot_fewshot/_bbh_cot_fewshot.yaml",
+        subtasks=(
+            ("bbh/cot_fewshot/boolean_expressions.yaml", docs.boolean_expression),
+            ("bbh/cot_fewshot/multistep_arithmetic_two.yaml", docs.arithmetic),
+        ),
+    ),
+    SuiteTask("winogrande", DISCRIMINATIVE, "acc,none", 5, "WinoG", "winogrande/default.yaml", docs.blank_choice),
+    SuiteTask(
+        "arc_challenge",
+        DISCRIMINATIVE,
+        "acc_norm,none",
+        25,
+        "ARC-c",
+        "arc/arc_challenge.yaml",
+        docs.lettered_choice,
+        alternative_metric="acc,none",
+    ),
+    SuiteTask("boolq", DISCRIMINATIVE, "acc,none", 0, "BoolQ", "super_glue/boolq/default.yaml", docs.passage_question),
+    SuiteTask(
+        "openbookqa",
+        DISCRIMINATIVE,
+        "acc_norm,none",
+        0,
+        "OBQA",
+        "openbookqa/openbookqa.yaml",
+        docs.lettered_choice,
+        alternative_metric="acc,none",
+    ),
+    SuiteTask(
+        "piqa",
+        DISCRIMINATIVE,
+        "acc_norm,none",
+        0,
+        "PIQA",
+        "piqa/piqa.yaml",
+        docs.two_solutions,
+        alternative_metric="acc,none",
+    ),
+    SuiteTask(
+        "mmlu",
+        DISCRIMINATIVE,
+        "acc,none",
+        5,
+        "MMLU",
+        "mmlu/default/_mmlu.yaml",
+        subtasks=(
+            ("mmlu/default/mmlu_astronomy.yaml", docs.subject_choice),
+            ("mmlu/default/mmlu_computer_security.yaml", docs.subject_choice),
+        ),
+    ),
+    # LongBench v1's 16 English tasks, in the paper's (and LongBench's) order
+    _longbench("narrativeqa", "NrtvQA", docs.long_qa),
+    _longbench("qasper", "Qasper", docs.long_qa),
+    _longbench("multifieldqa_en", "MF-en", docs.long_qa),
+    _longbench("hotpotqa", "HotpotQA", docs.long_qa),
+    _longbench("2wikimqa", "2WikiMQA", docs.long_qa),
+    _longbench("musique", "Musique", docs.long_qa),
+    _longbench("gov_report", "GovReport", docs.long_summary),
+    _longbench("qmsum", "QMSum", docs.long_summary),
+    _longbench("multi_news", "MultiNews", docs.long_summary),
+    _longbench("trec", "TREC", docs.long_classification),
+    _longbench("triviaqa", "TriviaQA", docs.long_qa),
+    _longbench("samsum", "SAMSum", docs.long_summary),
+    _longbench("passage_count", "PCount", docs.long_count),
+    _longbench("passage_retrieval_en", "PRe", docs.long_retrieval),
+    _longbench("lcc", "Lcc", docs.long_code),
+    _longbench("repobench-p", "RB-P", docs.long_code_question),
+]
+SUITE: dict[str, SuiteTask] = {t.name: t for t in ROWS}
 
 
 def suite_task(name: str) -> SuiteTask:
     try:
         return SUITE[name]
     except KeyError:
-        raise HarpError(f"Unknown evaluation task {name!r}; the suite has: {', '.join(SUITE)}.") from None
+        close = difflib.get_close_matches(name, list(SUITE), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise HarpError(f"Unknown evaluation task {name!r}; the suite has: {', '.join(SUITE)}.{hint}") from None
 
 
-def selected(tasks: dict[str, int], select: list[str] | None) -> dict[str, int]:
-    """The configured tasks (task -> shots), narrowed to `select` when given; every name is checked."""
-    for name in tasks:
-        suite_task(name)
+def label(name: str) -> str:
+    """A task's column label (its name when it is not in the table)."""
+    return SUITE[name].label if name in SUITE else name
+
+
+def selected(tasks: list[str], select: list[str] | None) -> dict[str, int]:
+    """The configured tasks (task -> few-shot count), narrowed to `select` when given; every name is checked."""
+    shots = {name: suite_task(name).shots for name in tasks}
     if select is None:
-        return dict(tasks)
-    missing = [s for s in select if s not in tasks]
+        return shots
+    missing = [s for s in select if s not in shots]
     if missing:
-        raise HarpError(f"eval.select names {', '.join(missing)}, not among the configured eval.tasks.")
-    return {name: tasks[name] for name in select}
+        close = difflib.get_close_matches(missing[0], list(shots), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise HarpError(f"eval.select names {', '.join(missing)}, not among the configured eval.tasks.{hint}")
+    return {name: shots[name] for name in select}

@@ -16,9 +16,9 @@ import torch
 from torch import nn
 
 from harp import artifacts, methods
-from harp.config import MethodConfig
 from harp.errors import HarpError
 from harp.io import atomic_path, write_json
+from harp.methods import MethodConfig
 from harp.pruning.params import decoder_linear_params, decoder_linear_size, dense_linear_params, kv_cache_reduction
 from harp.records import read_plan_record
 

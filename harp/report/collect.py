@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from harp import artifacts
+from harp import artifacts, methods
 from harp.errors import HarpError
 from harp.layers import from_last
 from harp.records import (
@@ -154,7 +154,7 @@ def _method_rows(experiment: str, model: str, method_dir: Path) -> list[dict]:
 
 
 def _alpha_rows(experiment: str, model: str, expdir: Path) -> list[dict]:
-    base = {"experiment": experiment, "model": model, "method": artifacts.SEARCHED_METHOD}
+    base = {"experiment": experiment, "model": model, "method": methods.SEARCHED}
     rows = []
     if (path := artifacts.alphas(expdir, model)).exists():
         data = read_alphas_record(path)
@@ -199,7 +199,7 @@ def collect(results_dir: str | Path) -> pd.DataFrame:
         for method_dir in method_dirs:
             model = method_dir.parent.name
             rows += _method_rows(experiment, model, method_dir)
-            if method_dir.name == artifacts.SEARCHED_METHOD:
+            if method_dir.name == methods.SEARCHED:
                 rows += _alpha_rows(experiment, model, expdir)
     frame = pd.DataFrame(rows).reindex(columns=COLUMNS + SPEED_COLUMNS)
     # the tiny flag is a property of the model: put it on its alpha/search/speed rows too (captions, figure titles)

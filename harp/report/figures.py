@@ -76,7 +76,7 @@ def methods_by_category(results: pd.DataFrame) -> Figure | None:
 
 def rescaling(results: pd.DataFrame) -> Figure | None:
     """Figure 1 (right): HARP with the searched alphas against HARP without rescaling, per benchmark."""
-    ev = results[(results.kind == "eval") & (results.method == "harp")]
+    ev = results[(results.kind == "eval") & (results.method == methods.SEARCHED)]
     with_rs = ev[ev.experiment == MAIN]
     without = ev[ev.experiment == NO_RESCALE]
     models = sorted(set(with_rs.model) & set(without.model))

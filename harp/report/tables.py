@@ -18,45 +18,14 @@ import pandas as pd
 
 from harp import artifacts, methods
 from harp.artifacts import MAIN
-from harp.eval.tasks import LONGBENCH_NAMES, LONGBENCH_TASKS, SUITE
+from harp.eval.tasks import SUITE
+from harp.eval.tasks import label as task_label
 from harp.io import atomic_path
 
-DENSE = methods.label("dense")
+DENSE = methods.label(methods.UNPRUNED)
 PUBLISHED = "published_alphas"  # conf/experiment/published_alphas.yaml: HARP with the authors' alphas, no search
 CATEGORIES = {"generation": "Generation", "discriminative": "Discriminative", "longbench": "LongBench"}
 PRUNED, KV = "Pruned (%)", "KV cache (-%)"
-# Column names as in the paper's tables; LongBench's are the LongBench paper's own abbreviations.
-_LONGBENCH_SHORT = {
-    "narrativeqa": "NrtvQA",
-    "qasper": "Qasper",
-    "multifieldqa_en": "MF-en",
-    "hotpotqa": "HotpotQA",
-    "2wikimqa": "2WikiMQA",
-    "musique": "Musique",
-    "gov_report": "GovReport",
-    "qmsum": "QMSum",
-    "multi_news": "MultiNews",
-    "trec": "TREC",
-    "triviaqa": "TriviaQA",
-    "samsum": "SAMSum",
-    "passage_count": "PCount",
-    "passage_retrieval_en": "PRe",
-    "lcc": "Lcc",
-    "repobench-p": "RB-P",
-}
-SHORT_NAMES = {
-    "nq_open": "NQ",
-    "triviaqa": "TQA",
-    "gsm8k": "GSM8K",
-    "leaderboard_math_hard": "MATH",
-    "bbh_cot_fewshot": "BBH",
-    "winogrande": "WinoG",
-    "arc_challenge": "ARC-c",
-    "boolq": "BoolQ",
-    "openbookqa": "OBQA",
-    "piqa": "PIQA",
-    "mmlu": "MMLU",
-} | {task.name: _LONGBENCH_SHORT[name] for name, task in zip(LONGBENCH_NAMES, LONGBENCH_TASKS)}
 SCORE_NOTE = (
     "Scores are the primary lm-eval metric multiplied by 100 and rounded to one decimal; in each column the best "
     "pruned model is in bold where the pruned models differ (Dense is the unpruned reference)."
@@ -132,7 +101,7 @@ def task_order(tasks) -> list[str]:
 
 
 def short_name(task: str) -> str:
-    return SHORT_NAMES.get(task, task)
+    return task_label(task)
 
 
 def run_label(experiment: str, method: str) -> str:
@@ -142,7 +111,7 @@ def run_label(experiment: str, method: str) -> str:
         return label
     if experiment == PUBLISHED:
         return f"{label}, published α"
-    return experiment if method == "harp" else f"{experiment} ({label})"
+    return experiment if method == methods.SEARCHED else f"{experiment} ({label})"
 
 
 def latex_escape(text: str) -> str:
@@ -202,11 +171,7 @@ def flags(rows: pd.DataFrame) -> list[str]:
 def legend(rows: pd.DataFrame) -> str:
     """What the row labels of the HARP variants mean, for the variants that `rows` has."""
     notes = []
-    if "harp_flap" in set(rows.method):
-        notes.append(
-            f"{methods.label('harp_flap')}: HARP, then FLAP MLP-channel pruning up to the paper's budget (L/N of "
-            f"the attention weights), the paper's HARP row; {methods.label('harp')} prunes attention only."
-        )
+    notes += [f"{m.label}: {m.note}" for m in methods.METHODS.values() if m.note and m.name in set(rows.method)]
     if PUBLISHED in set(rows.experiment):
         notes.append(
             "Rows marked published α rerun the method with the authors' published alphas instead of the searched "
@@ -320,7 +285,8 @@ def ablation_table(results: pd.DataFrame, model: str) -> Table | None:
     mine = results[results.model == model]
     if (mine.experiment == MAIN).all():
         return None
-    keep = ((mine.experiment == MAIN) & mine.method.isin(["dense", "harp"])) | (mine.experiment != MAIN)
+    main_rows = mine.method.isin([methods.UNPRUNED, methods.SEARCHED])
+    keep = ((mine.experiment == MAIN) & main_rows) | (mine.experiment != MAIN)
     mine = mine[keep & mine.kind.isin(["eval", "perplexity"])]
     rank = method_order(mine.method)
     main_first = sorted(

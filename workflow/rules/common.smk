@@ -4,7 +4,7 @@ import sys
 
 from snakemake.exceptions import WorkflowError
 
-from harp import artifacts
+from harp import artifacts, methods
 from harp.errors import HarpError
 from harp.workflow import Pipeline
 
@@ -19,8 +19,8 @@ ENV = "../../environment.yml"  # conda environment of every rule (with --softwar
 # wildcard patterns of the per-model and per-method folders, from harp.artifacts
 EXPDIR = "{expdir}"
 METHOD_DIR = artifacts.method_dir(EXPDIR, "{model}", "{method}")
-HARP_DIR = artifacts.method_dir(EXPDIR, "{model}", artifacts.SEARCHED_METHOD)
-MASK_DIR = artifacts.method_dir(EXPDIR, "{model}", artifacts.MASK_METHOD)
+HARP_DIR = artifacts.method_dir(EXPDIR, "{model}", methods.SEARCHED)
+MASK_DIR = artifacts.method_dir(EXPDIR, "{model}", methods.MASKS_COMPARED)
 
 
 # A job on a model asks for the resources of the model's kind (workflow/config.yaml `resources`).

@@ -4,7 +4,7 @@
 
 rule mask_compare:
     input:
-        lambda wc: P.prune_inputs(wc.expdir, wc.model, artifacts.MASK_METHOD),
+        lambda wc: P.prune_inputs(wc.expdir, wc.model, methods.MASKS_COMPARED),
     output:
         str(artifacts.mask_compare(MASK_DIR)),
     log:
@@ -16,7 +16,7 @@ rule mask_compare:
         **MODEL_RESOURCES,
     params:
         py=PY,
-        command=lambda wc: P.command(wc.expdir, wc.model, artifacts.MASK_METHOD),
-        settings=lambda wc: P.settings("mask_compare", wc.expdir, wc.model, artifacts.MASK_METHOD),
+        command=lambda wc: P.command(wc.expdir, wc.model, methods.MASKS_COMPARED),
+        settings=lambda wc: P.settings("mask_compare", wc.expdir, wc.model, methods.MASKS_COMPARED),
     shell:
         "OMP_NUM_THREADS={threads} {params.py} -m harp.cli.mask_compare {params.command} > {log:q} 2>&1"
