@@ -118,9 +118,10 @@ def check_model(cfg: Config):
     from harp.models.loading import load_config
 
     source = cfg.model.source
-    if cfg.model.build == "tiny" and not Path(source).exists():
+    if cfg.model.build and not Path(source).exists():
         raise HarpError(
-            f"The tiny model is not built yet at {source}: run `python -m harp.cli.build_tiny` (snakemake does it)."
+            f"Model {cfg.model.name} is not built yet at {source}: run "
+            f"`python -m harp.cli.build_{cfg.model.build} model={cfg.model.name}` (snakemake does it)."
         )
     config = load_config(source)
     if config.num_hidden_layers != cfg.model.num_layers:
