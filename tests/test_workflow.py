@@ -106,7 +106,7 @@ def test_paper_models_need_a_gpu_and_the_tiny_model_does_not():
         (
             {"models": ["tinyy"]},
             "Unknown model 'tinyy' in the workflow config; known: gemma2_9b, llama3_1_8b, "
-            "mistral_7b_v0_3, qwen2_7b, tiny. Did you mean 'tiny'?",
+            "mistral_7b_v0_3, qwen2_7b, smollm2, tiny. Did you mean 'tiny'?",
         ),
         ({"methods": ["flapp"]}, "Unknown method 'flapp'"),
         ({"experiments": ["no_rescaling"]}, "Did you mean 'no_rescale'?"),

@@ -1,4 +1,5 @@
-# The embedded model, the offline fixture datasets and the calibration set.
+# The models built here (`model.build`: tiny is trained, gguf converted), the offline fixture datasets and the
+# calibration set.
 
 for _model, _source in P.built_models().items():
 
@@ -16,8 +17,9 @@ for _model, _source in P.built_models().items():
             py=PY,
             command=P.common_command(f"model={_model}"),
             settings=P.build_settings(_model),
+            stage=P.build_stage(_model),
         shell:
-            "OMP_NUM_THREADS={threads} {params.py} -m harp.cli.build_tiny {params.command} > {log:q} 2>&1"
+            "OMP_NUM_THREADS={threads} {params.py} -m harp.cli.{params.stage} {params.command} > {log:q} 2>&1"
 
 
 if P.fixtures_dir:
