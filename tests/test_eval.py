@@ -20,6 +20,7 @@ CONTRACT = {
     "category",
     "metrics",
     "stderr",
+    "chance",
     "primary_metric",
     "score",
     "n_samples",
@@ -106,6 +107,12 @@ def test_all_27_tasks_score_in_range(tiny, fixtures_root):
     assert results["winogrande"]["num_fewshot"] == 2 and results["longbench_trec"]["num_fewshot"] == 0
     assert results["longbench_samsum"]["task_versions"] == {"longbench_samsum": 1.0}  # our definition, not lm-eval's
     assert 0 <= results["gsm8k"]["alternative_score"] <= 1 and results["piqa"]["alternative_metric"] == "acc,none"
+    # uniform guessing: two solutions, four lettered choices, an open answer
+    assert (results["piqa"]["chance"], results["arc_challenge"]["chance"], results["nq_open"]["chance"]) == (
+        0.5,
+        0.25,
+        0,
+    )
 
 
 def test_middle_truncation_keeps_both_ends(tiny):

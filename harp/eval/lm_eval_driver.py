@@ -88,6 +88,20 @@ def _cap_generation(obj, cap: int, default: int) -> None:
             task.set_config("generation_kwargs", {"max_gen_toks": new}, update=True)
 
 
+def chance(obj, limit: int | None) -> float:
+    """The expected score of guessing uniformly among each scored document's choices, over the documents
+    scored (`limit` per subtask, as lm-eval takes them); 0 for generation tasks, whose answers are open."""
+    leaves = obj.get_all_tasks() if hasattr(obj, "get_all_tasks") else [obj]
+    guesses = []
+    for leaf in leaves:
+        docs = list(leaf.eval_docs)[: limit or None]
+        if leaf.config.output_type == "multiple_choice":
+            guesses += [1.0 / len(leaf.doc_to_choice(doc)) for doc in docs]
+        else:
+            guesses += [0.0] * len(docs)
+    return sum(guesses) / len(guesses) if guesses else 0.0
+
+
 def _read(res: dict, task: SuiteTask) -> dict:
     """Metrics, their stderr, sample counts and versions of suite task (or group) `task` from lm-eval's results."""
     name, primary, alternative = task.name, task.primary_metric, task.alternative_metric
@@ -169,4 +183,5 @@ def evaluate_tasks(
             bootstrap_iters=1000,
             verbosity="WARNING",
         )
-        yield name, _read(res, task) | {"seconds": round(time.perf_counter() - start, 2)}
+        seconds = round(time.perf_counter() - start, 2)
+        yield name, _read(res, task) | {"chance": chance(obj, limit), "seconds": seconds}

@@ -5,7 +5,7 @@ the results folder by the collect stage (`harp.artifacts.all_results`). One row 
 column says which:
 
 - `eval`: one lm-eval task of one model/method (`task`, `category`, `metric`, `score` in [0, 1], `stderr`,
-  `n_samples`, `num_fewshot`, `limit`, `fixture`, `tiny_model`, `versions` as a JSON string);
+  `chance` (the score of uniform guessing among each document's choices; 0 for generation), `n_samples`, `num_fewshot`, `limit`, `fixture`, `tiny_model`, `versions` as a JSON string);
 - `perplexity`: held-out perplexity (`task` = text source, `metric` = "perplexity", `score` = perplexity);
 - `alpha`: one pruned layer of HARP's alphas (`layer`, `alpha`, `published_alpha` as the search
   stage recorded it, `searched`);
@@ -54,6 +54,7 @@ COLUMNS = [
     "metric",
     "score",
     "stderr",
+    "chance",
     "n_samples",
     "num_fewshot",
     "limit",
@@ -98,6 +99,7 @@ def _eval_rows(path: Path) -> dict:
         "metric": metric,
         "score": data["score"],
         "stderr": (data.get("stderr") or {}).get(metric),
+        "chance": data.get("chance"),
         "n_samples": data["n_samples"],
         "num_fewshot": data["num_fewshot"],
         "limit": data["limit"],
