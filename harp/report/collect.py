@@ -5,7 +5,8 @@ the results folder by the collect stage (`harp.artifacts.all_results`). One row 
 column says which:
 
 - `eval`: one lm-eval task of one model/method (`task`, `category`, `metric`, `score` in [0, 1], `stderr`,
-  `chance` (the score of uniform guessing among each document's choices; 0 for generation), `n_samples`, `num_fewshot`, `limit`, `fixture`, `tiny_model`, `versions` as a JSON string);
+  `chance` (the score of uniform guessing among each document's choices; 0 for generation), `n_samples`,
+  `num_fewshot`, `limit`, `fixture`, `tiny_model`, `versions` as a JSON string);
 - `perplexity`: held-out perplexity (`task` = text source, `metric` = "perplexity", `score` = perplexity);
 - `alpha`: one pruned layer of HARP's alphas (`layer`, `alpha`, `published_alpha` as the search
   stage recorded it, `searched`);
