@@ -14,6 +14,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from harp import methods
@@ -399,3 +400,24 @@ def test_without_pdflatex_the_stage_says_so_and_writes_the_rest(tmp_path, monkey
     assert "pdflatex is not on the PATH" in capsys.readouterr().out
     assert (results / "tables" / "tables.tex").exists() and not (results / "tables" / "tables.pdf").exists()
     assert (results / "report.md").exists()
+
+
+def test_a_chance_row_under_each_model_block_is_never_bold():
+    """The Chance row: uniform guessing per task (x100), its mean as Avg; a reference like Dense, never bold."""
+    from harp.report.tables import CHANCE, paper_table
+
+    rows = [
+        {"kind": "eval", "experiment": "main", "model": "m", "method": meth, "task": task, "category": "discriminative"}
+        | {"score": score, "chance": chance, "pruning_ratio": 0.0, "kv_cache_reduction": 0.0, "tiny_model": False}
+        for meth, task, score, chance in [
+            ("dense", "piqa", 0.8, 0.5),
+            ("dense", "arc_challenge", 0.6, 0.25),
+            ("harp", "piqa", 0.7, 0.5),
+            ("harp", "arc_challenge", 0.5, 0.25),
+        ]
+    ]
+    frame = pd.DataFrame(rows).assign(fixture=False, limit=None, model_id="m")
+    table = paper_table(frame, "discriminative")
+    chance = table.frame[table.frame.Method == CHANCE].iloc[0]
+    assert (chance["ARC-c"], chance["PIQA"], chance["Avg"]) == (25.0, 50.0, 37.5)
+    assert table.frame.index[table.frame.Method == CHANCE][0] in table.reference

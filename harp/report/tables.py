@@ -23,6 +23,7 @@ from harp.eval.tasks import label as task_label
 from harp.io import atomic_path
 
 DENSE = methods.label(methods.UNPRUNED)
+CHANCE = "Chance"  # the row of uniform guessing among each document's choices
 PUBLISHED = "published_alphas"  # conf/experiment/published_alphas.yaml: HARP with the authors' alphas, no search
 CATEGORIES = {"generation": "Generation", "discriminative": "Discriminative", "longbench": "LongBench"}
 PRUNED, KV = "Pruned (%)", "KV cache (-%)"
@@ -119,11 +120,24 @@ def latex_escape(text: str) -> str:
 
 
 def model_label(rows: pd.DataFrame, model: str) -> str:
-    """The model's hub id for captions; the tiny model says so."""
+    """How captions name the model: the tiny model says so; a model whose config gives a `display` name (what it
+    is and where it comes from, e.g. SmolLM2 from a GGUF) is named by it; else its hub id."""
     if bool_column(rows, "tiny_model").any():
         return f"tiny model ({model}, built here)"
+    if display := model_display(model):
+        return display
     ids = rows["model_id"].dropna()
     return str(ids.iloc[0]) if len(ids) else model
+
+
+def model_display(model: str) -> str | None:
+    """`display` of conf/model/<model>.yaml in the checkout, when it has one."""
+    import yaml
+
+    from harp.cli._app import conf_dir
+
+    path = Path(conf_dir()) / "model" / f"{model}.yaml"
+    return (yaml.safe_load(path.read_text()) or {}).get("display") if path.exists() else None
 
 
 def caveats(rows: pd.DataFrame) -> str:
@@ -200,7 +214,8 @@ def _add_budget(frame: pd.DataFrame, rows: pd.DataFrame, by, order: list) -> Non
 
 
 def _dense_rows(frame: pd.DataFrame, label: str) -> list[int]:
-    return list(frame.index[frame[label] == DENSE])
+    """The reference rows, never bold: Dense, and Chance where the table has it."""
+    return list(frame.index[frame[label].isin([DENSE, CHANCE])])
 
 
 def _score_rows(results: pd.DataFrame, category: str) -> pd.DataFrame:
@@ -226,6 +241,10 @@ def _model_block(rows: pd.DataFrame, tasks: list[str]) -> pd.DataFrame:
     frame = (scores * 100).round(1)
     frame["Avg"] = (scores.mean(axis=1, skipna=False) * 100).round(1)
     _add_budget(frame, rows, "run", order)
+    if "chance" in rows and rows.chance.notna().any():  # what guessing scores: the floor of every column
+        chance = rows.groupby("task").chance.first().reindex(tasks)
+        frame.loc[CHANCE] = {**(chance * 100).round(1).to_dict(), "Avg": round(chance.mean() * 100, 1)}
+        order = [*order, CHANCE]
     frame = frame.rename(columns=short_name)
     frame.insert(0, "Method", order)
     return frame.reset_index(drop=True)
