@@ -28,6 +28,7 @@ from tests.helpers import FAMILIES, compose, random_model, run_stage
 
 ALPHAS = {7: 0.5, 6: 0.0, 5: 0.3}  # HARP's three top layers of the tiny model: one of them removed entirely
 MASK_ITERATIONS = 5  # attn_mask's optimisation, shortened: the export does not care how good the mask is
+BF16 = "gemma2_bfloat16"
 PROMPT_TEXT = "The river rose through the night, and by morning the old bridge stood alone in a wide brown lake."
 
 
@@ -177,6 +178,8 @@ def exported(tiny, tmp_path_factory) -> dict:
 
 
 def _export_all(tiny: Path, tmp_path_factory) -> dict:
+    from transformers import AutoModelForCausalLM
+
     from harp.models.tiny import train_tokenizer
 
     source = str(tiny / "models" / "tiny")
@@ -193,6 +196,14 @@ def _export_all(tiny: Path, tmp_path_factory) -> dict:
         model = random_model(family, vocab_size=len(tokenizer))
         attn = "eager" if family == "gemma2" else None
         items.append(export(model, tokenizer, family_plan(model), families / family / "export", family, attn))
+    # Gemma-2 in bfloat16, loaded as the stages load it: HARP's alpha folded into a norm must stay float32
+    model = random_model("gemma2", vocab_size=len(tokenizer))
+    plan = family_plan(model)
+    model.save_pretrained(families / "gemma2_source")
+    model = AutoModelForCausalLM.from_pretrained(
+        families / "gemma2_source", dtype=torch.bfloat16, attn_implementation="eager"
+    )
+    items.append(export(model.eval(), tokenizer, plan, families / BF16 / "export", BF16, "eager"))
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {
         "HF_MODULES_CACHE": str(families / "hf_modules"),
         "OMP_NUM_THREADS": "1",
@@ -214,7 +225,7 @@ def test_harp_is_not_importable_where_the_exports_load(exported):
     assert exported["loaded"]["harp_importable"] is False and exported["loaded"]["harp_modules"] == []
 
 
-@pytest.mark.parametrize("name", [*methods.METHODS, *FAMILIES])
+@pytest.mark.parametrize("name", [*methods.METHODS, *FAMILIES, BF16])
 def test_every_export_gives_harps_logits_and_tokens_and_drops_the_removed_weights(exported, name):
     item, loaded = exported["items"][name], exported["loaded"][name]
     assert loaded["max_logit_diff"] <= 1e-4 and item["max_logit_diff"] <= 1e-4
@@ -233,7 +244,7 @@ def test_every_export_gives_harps_logits_and_tokens_and_drops_the_removed_weight
     assert loaded["kv_cache_bytes"] == item["summary_export"]["kv_cache_bytes"]
 
 
-@pytest.mark.parametrize("name", ["harp", "harp_flap", *FAMILIES])
+@pytest.mark.parametrize("name", ["harp", "harp_flap", *FAMILIES, BF16])
 def test_attention_free_layers_cache_nothing_and_the_cache_keeps_its_length(exported, name):
     item, loaded = exported["items"][name], exported["loaded"][name]
     assert item["attention_free"], name
@@ -322,7 +333,8 @@ def test_the_demo_exports_harp_and_flap_once_their_scores_are_in():
     from harp.workflow import Pipeline
     from tests.helpers import ROOT
 
-    p = Pipeline(yaml.safe_load((ROOT / "workflow/config.yaml").read_text()), conf_dir=ROOT / "conf")
+    wf = yaml.safe_load((ROOT / "workflow/config.yaml").read_text()) | {"experiments": []}  # the main run only
+    p = Pipeline(wf, conf_dir=ROOT / "conf")
     assert [t for t in p.targets() if t.endswith("/export")] == ["results/tiny/harp/export", "results/tiny/flap/export"]
     inputs = p.export_inputs("results", "tiny", "flap")
     assert {"results/tiny/flap/plan.json", "results/tiny/flap/ppl.json"} <= set(inputs)

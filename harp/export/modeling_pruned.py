@@ -160,5 +160,5 @@ class PrunedQwen2ForCausalLM(PrunedModelMixin, Qwen2ForCausalLM):
 
 class PrunedGemma2ForCausalLM(PrunedModelMixin, Gemma2ForCausalLM):
     attention_output_norm = "post_attention_layernorm"  # Gemma-2 normalises the attention output
-    # a value-passthrough layer's rescaling factor is folded into this norm: kept in float32, it stays exact
-    _keep_in_fp32_modules = ["post_attention_layernorm"]
+    # a pass-through layer's rescaling factor is folded into this norm: in float32 (also in bfloat16 models), exact
+    _keep_in_fp32_modules_strict = ["post_attention_layernorm"]
