@@ -49,14 +49,14 @@ def measured(cfg: Config, phash: str) -> tuple[dict | None, list[dict]]:
     return (ppl if same(ppl) else None), [s for s in scores if same(s)]
 
 
-def command(cfg: Config) -> str:
+def command() -> str:
     """This run's command line, naming its model, method and experiment even where they were the defaults."""
     from hydra.core.hydra_config import HydraConfig
 
-    named = ["model", "method", "experiment"]
-    given = [o for o in HydraConfig.get().overrides.task if o.split("=", 1)[0].lstrip("+~") not in named]
-    chosen = [f"model={cfg.model.name}", f"method={cfg.method.name}"]
-    chosen += [f"experiment={cfg.experiment}"] if cfg.experiment else []
+    hydra = HydraConfig.get()
+    groups = ("model", "method", "experiment")
+    chosen = [f"{g}={hydra.runtime.choices[g]}" for g in groups if hydra.runtime.choices.get(g)]
+    given = [o for o in hydra.overrides.task if o.split("=", 1)[0].lstrip("+~") not in groups]
     return shlex.join(["python", "-m", "harp.cli.export", *chosen, *given])
 
 
@@ -77,7 +77,7 @@ def main(cfg: Config, tracker) -> None:
         zeroes=method.zeroes,
         plan=plan,
         plan_hash=phash,
-        command=command(cfg),
+        command=command(),
         tiny_model=cfg.model.build == "tiny",
         perplexity=perplexity,
         scores=scores,

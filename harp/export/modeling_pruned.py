@@ -39,6 +39,9 @@ from transformers.models.llama.modeling_llama import LlamaForCausalLM
 from transformers.models.mistral.modeling_mistral import MistralForCausalLM
 from transformers.models.qwen2.modeling_qwen2 import Qwen2ForCausalLM
 
+SIZES = ("num_attention_heads", "num_key_value_heads", "intermediate_size")
+CHANGES = {*SIZES, "attention", "o_proj_bias", "down_proj_bias"}  # what an entry of config.pruned_layers may say
+
 
 class ValuePassthrough(nn.Module):
     """Attention whose attention matrix is the identity: `o_proj(v_proj(x))`, value heads repeated per group."""
@@ -88,6 +91,8 @@ def resized(linear: nn.Linear, in_features: int | None = None, out_features: int
 
 def prune_layer(layer: nn.Module, change: dict, attention_output_norm: str | None) -> None:
     """Make the stock decoder `layer` what `change` (one entry of `config.pruned_layers`) says, in place."""
+    if unknown := set(change) - CHANGES:
+        raise ValueError(f"config.pruned_layers: unknown change {sorted(unknown)}; this modeling file knows {CHANGES}")
     attn, mlp = layer.self_attn, layer.mlp
     if "num_attention_heads" in change:
         queries, keys = (change[k] * attn.head_dim for k in ("num_attention_heads", "num_key_value_heads"))
