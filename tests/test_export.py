@@ -35,7 +35,7 @@ PROMPT_TEXT = "The river rose through the night, and by morning the old bridge s
 def tiny_plan(model, name: str, source: str) -> Plan:
     """`name`'s plan of the tiny model, from its planner at the paper's budget (L = 3 of 8 layers)."""
     spec = compose(f"method={name}").method
-    if spec.mask is not None:
+    if getattr(spec, "mask", None) is not None:  # the mask methods
         spec = dataclasses.replace(spec, mask=dataclasses.replace(spec.mask, iterations=MASK_ITERATIONS))
     method = methods.get(name)
     inputs = PruneInputs(
