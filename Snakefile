@@ -1,7 +1,8 @@
 """HARP's reproduction pipeline: `snakemake --cores N` (the embedded demo), `--config suite=paper` (the paper).
 
 calibration -> alpha search -> prune (per model x method) -> evaluate (per task or task category) and
-perplexity -> speed (and the attn_mask/wanda_qk comparison) -> collect -> tables, figures and report.md. Each job is a Hydra stage,
+perplexity -> speed (and the attn_mask/wanda_qk comparison) -> collect -> tables, figures and report.md,
+and standalone checkpoints of chosen methods (export). Each job is a Hydra stage,
 `python -m harp.cli.<stage> <overrides>`, writing atomically under results/ (ablations under
 results/ablations/<name>/). What runs is planned by harp.workflow from workflow/config.yaml; where
 each file lives is harp.artifacts' decision.
@@ -38,4 +39,5 @@ include: "workflow/rules/prune.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/bench.smk"
 include: "workflow/rules/mask.smk"
+include: "workflow/rules/export.smk"
 include: "workflow/rules/report.smk"

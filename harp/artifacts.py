@@ -8,6 +8,7 @@ module spells a file name. An experiment is the main run or one ablation (a `con
       <model>/harp/alphas.json, search.csv  HARP's alphas and the search trace
       <model>/<method>/plan.json (+ plan.safetensors), ppl.json, eval/<task>.json, speed.csv
       <model>/attn_mask/mask_compare.csv    attn_mask against wanda_qk at equal q/k sparsity
+      <model>/<method>/export/              the pruned model as a checkpoint that loads without harp (on request)
       <model>/<method>/<stage>.config.yaml  the resolved config of the stage that wrote there
       <model>/<method>/logs/<stage>.log     Snakemake job logs
       ablations/<experiment>/...            each ablation, the same layout
@@ -107,6 +108,11 @@ def eval_result(mdir: str | Path, task: str) -> Path:
 
 def speed(mdir: str | Path) -> Path:
     return Path(mdir) / "speed.csv"
+
+
+def export_dir(mdir: str | Path) -> Path:
+    """The pruned model as a Hugging Face folder (weights, config, tokenizer, modeling file, model card)."""
+    return Path(mdir) / "export"
 
 
 def mask_compare(mdir: str | Path) -> Path:

@@ -21,7 +21,8 @@ from harp.layers import from_last, pruned_layers
 
 BUDGET_KINDS = ("attention_fraction", "ratio", "match_harp")
 DTYPES = ("float32", "bfloat16", "float16")
-BUILDS = ("tiny", "gguf")  # model.build: the stage harp.cli.build_<build> makes the model folder
+# model.build: the stage harp.cli.build_<build> makes the model folder (tiny trains one, gguf converts one)
+BUILDS = tuple(sorted(p.stem.removeprefix("build_") for p in (Path(__file__).parent / "cli").glob("build_*.py")))
 
 
 @dataclass

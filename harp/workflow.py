@@ -78,6 +78,7 @@ STAGE_PARTS = {
     "perplexity": ("model", "perplexity", "device"),
     "speed": ("model", "method", "speed"),
     "mask_compare": ("model", "method", "calibration", "perplexity", "device"),
+    "export": ("model", "method"),
 }
 _PARTS = {
     "model": lambda cfg: asdict(cfg.model),
@@ -112,6 +113,8 @@ class Pipeline:
         # timed where the main run has them; a suite without a speed preset times nothing
         self.speed_methods: list[str] = list(pick("speed_methods") or []) if pick("speed") else []
         self.ablation_methods: list[str] = list(pick("ablation_methods") or [methods.SEARCHED])
+        # the main run's methods whose pruned model is also written as a standalone checkpoint (like speed_methods)
+        self.export_methods: list[str] = list(pick("export_methods") or [])
         # experiments that run other methods than ablation_methods (published_alphas: HARP and the paper's HARP row)
         self.experiment_methods: dict[str, list[str]] = {
             e: list(ms) for e, ms in (wf.get("experiment_methods") or {}).items()
@@ -157,6 +160,7 @@ class Pipeline:
         per_experiment = [m for ms in self.experiment_methods.values() for m in ms]
         _check_names(self.conf_dir, "method", self.methods + self.speed_methods + self.ablation_methods, "method")
         _check_names(self.conf_dir, "method", per_experiment + list(self.method_overrides), "method")
+        _check_names(self.conf_dir, "method", self.export_methods, "method")
         _check_names(self.conf_dir, "experiment", experiments + list(self.experiment_methods), "experiment")
         _check_names(self.conf_dir, "eval", [eval_name], "eval preset")
         _check_names(self.conf_dir, "speed", [speed] if speed else [], "speed preset")
@@ -251,6 +255,12 @@ class Pipeline:
             *([self.fixtures_dir] if self.fixtures_dir else []),
         ]
 
+    def export_inputs(self, expdir: str, model: str, method: str) -> list[str]:
+        """The plan, and the perplexity and task results its model card reports."""
+        mdir = artifacts.method_dir(expdir, model, method)
+        results = [artifacts.perplexity(mdir), *(artifacts.eval_result(mdir, t) for t in self.tasks)]
+        return [*self.model_inputs(model), str(artifacts.plan(mdir)), *map(str, results)]
+
     def command(self, expdir: str, model: str, method: str = methods.SEARCHED, *extra: str) -> CommandLine:
         """A job's Hydra overrides (and `extra` ones); per-model jobs (the search) take HARP's."""
         return CommandLine((*self.variant(expdir, model, method).overrides, *extra))
@@ -304,6 +314,8 @@ class Pipeline:
                 out.append(artifacts.alphas(v.cfg.experiment_dir, v.model))
             if v.experiment == MAIN and v.method in self.speed_methods:
                 out.append(artifacts.speed(d))
+            if v.experiment == MAIN and v.method in self.export_methods:
+                out.append(artifacts.export_dir(d))
             if v.experiment == MAIN and v.method == methods.MASKS_COMPARED and self.mask_compare:
                 out.append(artifacts.mask_compare(d))
         return [str(p) for p in out]

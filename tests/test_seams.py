@@ -133,7 +133,7 @@ def test_method_and_model_names_are_asked_of_the_registry_not_spelled():
         for p in (ROOT / "harp").rglob("*.py")
         if p not in owners
         for s in _string_literals(p)
-        if s in names and s != "harp" or s == "harp" and p.name not in ("page.py", "config.py")
+        if s in names and (s != "harp" or p.name not in ("page.py", "config.py", "card.py", "export.py"))
     ]
     assert len(found) <= 3, found
 

@@ -154,6 +154,7 @@ def test_dry_run_lists_every_job_without_weights(tmp_path, suite):
         "perplexity": runs,
         "speed": models * len(s["speed_methods"]),
         "mask_compare": models if s.get("mask_compare") else 0,
+        "export": models * len(s.get("export_methods", [])),
         "collect": 1,
         "report": 1,
         "all": 1,
