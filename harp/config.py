@@ -23,6 +23,8 @@ BUDGET_KINDS = ("attention_fraction", "ratio", "match_harp")
 DTYPES = ("float32", "bfloat16", "float16")
 TARGETS = ("attention", "mlp", "attention+mlp")
 ALLOCATIONS = ("uniform", "global")
+COUNTS = ("reference", "budget")
+STATISTICS = ("reference", "exact")
 
 
 @dataclass
@@ -102,6 +104,8 @@ class MethodConfig:
     search: SearchConfig = field(default_factory=SearchConfig)
     target: str = "attention"  # baselines: attention | mlp | attention+mlp
     allocation: str = "global"  # baselines: uniform (the same count in every layer) | global (one ranking)
+    counts: str = "reference"  # baselines: reference (the reference code's count rule) | budget (exact, within 1%)
+    statistics: str = "reference"  # FLAP, Wanda-sp: reference (as their code gathers them) | exact (one dense pass)
     mlp_ratio: Optional[float] = None  # HARP+FLAP: a fixed fraction of MLP weights; null: fill the budget
     calibration: Optional[DataConfig] = None  # this method's own calibration set; null: `data` (HARP's search)
     batch_size: int = 8  # sequences per forward pass over the calibration data
@@ -322,6 +326,8 @@ def check_values(cfg: Config) -> None:
         _within("budget.value (a fraction of the attention weights)", b.value, 0.0, 1.0, closed_high=True)
     _choice("method.target", m.target, TARGETS)
     _choice("method.allocation", m.allocation, ALLOCATIONS)
+    _choice("method.counts", m.counts, COUNTS)
+    _choice("method.statistics", m.statistics, STATISTICS)
     _choice("method.layer_position", m.layer_position, POSITIONS)
     _choice("method.search.order", m.search.order, ("top_down", "bottom_up"))
     if not m.search.grid:
