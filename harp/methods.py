@@ -69,11 +69,14 @@ class StructuredConfig(Calibrated):
 
     target: str = choice("attention", "mlp", "attention+mlp")  # which structures compete for the budget
     allocation: str = choice("global", "uniform")  # one ranking | the same count in every layer
+    counts: str = choice("reference", "budget")  # the reference code's count rule | the exact budget, within 1%
+    statistics: str = choice("reference", "exact")  # as the reference code gathers them | one dense pass
 
 
 @dataclass
 class HarpFlapConfig(LayerChoice, Calibrated):
     mlp_ratio: Optional[float] = within(None, 0.0, 1.0)  # a fixed fraction of the MLP weights; null: fill the budget
+    statistics: str = choice("reference", "exact")  # FLAP's running fluctuation estimate | the exact variance
 
 
 @dataclass

@@ -116,6 +116,8 @@ def fails(capsys, code: int, message: str, finished, name: str, *overrides: str)
         ("search", ["method.layer_position=side"], "method.layer_position is 'side'"),
         ("prune", ["budget.kind=half"], "budget.kind is 'half'"),
         ("prune", ["method=wanda_sp", "method.allocation=even"], "method.allocation is 'even'"),
+        ("prune", ["method=flap", "method.counts=exact"], "method.counts is 'exact'"),
+        ("prune", ["method=flap", "method.statistics=variance"], "method.statistics is 'variance'"),
         ("speed", ["speed.repeats=0"], "speed.repeats is 0"),
     ],
 )

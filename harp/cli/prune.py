@@ -57,6 +57,8 @@ def main(cfg: Config, tracker) -> None:
         f"{cfg.method.name}: {plan.params_before:,} -> {plan.params_after:,} decoder linear weights "
         f"({100 * plan.pruning_ratio:.2f}% removed), KV cache -{100 * plan.kv_cache_reduction:.1f}% -> {out}"
     )
+    if note := plan.details.get("budget", {}).get("note"):
+        print(f"{cfg.method.name}: {note}")
 
 
 if __name__ == "__main__":

@@ -3,10 +3,15 @@ followed by FLAP MLP-channel pruning, the authors' release). Each module holds o
 `harp.methods` lists them.
 
 Choices shared by all of them:
-- Budget: removed decoder linear weights match the budget (`harp.pruning.budget`; the paper's L/N of the
-  attention weights by default) within 1%, counted in exact weights per unit (`ranking`). Whole attention
-  blocks (`attn_drop`) are too coarse to always hit 1%: they get as close as whole blocks allow and
-  `details["budget"]` records the gap.
+- Budget (`harp.pruning.budget`; the paper's L/N of the attention weights by default) and counts
+  (`method.counts`, see `ranking`): `reference` passes the budget's fraction p of the pruned kinds' weights
+  to the reference code's own count rule (FLAP's floors and AL-AM threshold, AMP's rounding), whose removal
+  can fall short of the budget or pass it; `budget` removes the budget within 1%, counted in exact weights per
+  unit. Whole attention blocks (`attn_drop`) always get as close as whole blocks allow. `details["budget"]`
+  records the rule, what was removed and the gap.
+- Statistics (`method.statistics`): `reference` gathers them as the reference code does (FLAP's running
+  fluctuation estimate; Wanda-sp layer by layer on the pruned layers below, `sequential`), `exact` in one
+  dense pass with the exact variance.
 - Allocation (`method.allocation`): `uniform` removes the same count in every layer (the remainder spread
   over evenly spaced layers), `global` ranks all layers together; each method's default follows its
   reference code (see its config).

@@ -1,8 +1,9 @@
-"""The one planner flow every baseline shares: statistics -> scores -> ranking -> budget -> removal.
+"""The one planner flow every baseline shares: statistics -> scores -> counts -> selection -> removal.
 
-A method module supplies only its scoring rule (`Scores` per (kind, layer)); this module turns it
-into a plan whose `details` list the removed groups/channels per layer and whose `tensors` hold FLAP's
-compensation biases, and applies it with `apply_structure`, the same code that re-applies plans.
+A method module supplies only its scoring rule (`Scores` per (kind, layer)) and, where its reference
+counts differently, its per-layer count rule; this module turns them into a plan whose `details` list the
+removed groups/channels per layer, the count rule and the budget it met or missed, and whose `tensors`
+hold FLAP's compensation biases, and applies it with `apply_structure`, the same code that re-applies plans.
 """
 
 from __future__ import annotations
@@ -14,7 +15,19 @@ from torch import nn
 
 from harp.errors import HarpError
 from harp.models.adapters import decoder_layers
-from harp.pruning.baselines.ranking import Unit, rank, select, select_uniform, standardised_within
+from harp.pruning.baselines.ranking import (
+    TOLERANCE,
+    Unit,
+    budget_counts,
+    check_budget,
+    floor_counts,
+    rank,
+    reference_global,
+    select,
+    select_per_layer,
+    standardised_within,
+)
+from harp.pruning.baselines.sequential import layer_by_layer
 from harp.pruning.baselines.structures import (
     ChannelStats,
     LayerStats,
@@ -51,10 +64,13 @@ def channel_scores(
     squares its o_proj channel scores before standardising (its code does; its MLP scores are not).
     """
 
-    def scores(model: nn.Module, stats: list[LayerStats], kinds: tuple[str, ...]) -> Scores:
+    def scores(model: nn.Module, stats: list[LayerStats], kinds: tuple[str, ...], only: int | None = None) -> Scores:
+        """Scores of every layer, or of layer `only` (whose statistics alone were gathered)."""
         norm = standardised_within if standardised else (lambda s: s)
         out: Scores = {}
         for i, layer in enumerate(decoder_layers(model)):
+            if only is not None and i != only:
+                continue
             if "attention" in kinds and has_dense_attention(layer):
                 attn = layer.self_attn
                 channel = norm(rule(attn.o_proj.weight.detach(), stats[i].attn_in) ** attention_power)
@@ -83,6 +99,17 @@ def unit_costs(model: nn.Module) -> dict[tuple[str, int], int]:
     return costs
 
 
+def unit_sizes(model: nn.Module, kinds: tuple[str, ...]) -> dict[tuple[str, int], int]:
+    """Units of each pruned kind per layer: key/value groups of dense attention blocks, MLP channels."""
+    sizes = {}
+    for i, layer in enumerate(decoder_layers(model)):
+        if "attention" in kinds and has_dense_attention(layer):
+            sizes[("attention", i)] = num_groups(layer.self_attn)
+        if "mlp" in kinds:
+            sizes[("mlp", i)] = layer.mlp.down_proj.in_features
+    return sizes
+
+
 def _compensation(linear: nn.Linear, removed_cols: torch.Tensor, stats: ChannelStats) -> torch.Tensor:
     """FLAP: fold the removed inputs' calibration mean into the output bias, W[:, removed] @ mean."""
     weight = linear.weight.detach()
@@ -103,8 +130,10 @@ def removal(model: nn.Module, chosen: list[Unit], stats: list[LayerStats] | None
         if u.kind == "mlp":
             channels.setdefault(u.layer, []).append(u.index)
         else:
-            whole = range(num_groups(layers[u.layer].self_attn))
-            groups.setdefault(u.layer, []).extend(whole if u.kind == "block" else [u.index])
+            # only a whole block asks its (still dense) attention for the group count: a layer pruned layer by
+            # layer may already have lost every group
+            block = u.kind == "block"
+            groups.setdefault(u.layer, []).extend(range(num_groups(layers[u.layer].self_attn)) if block else [u.index])
     groups, channels = ({k: sorted(v) for k, v in sorted(d.items())} for d in (groups, channels))
     tensors: dict[str, torch.Tensor] = {}
     if stats is not None:
@@ -121,6 +150,82 @@ def removal(model: nn.Module, chosen: list[Unit], stats: list[LayerStats] | None
     return details, tensors
 
 
+UNIFORM_HINT = (
+    "with the same count in every layer; use method.allocation=global, finer structures "
+    "(method.target=attention+mlp) or method.counts=reference"
+)
+
+
+def per_layer_counts(
+    sizes: dict[tuple[str, int], int],
+    costs: dict[tuple[str, int], int],
+    target: int,
+    counts: str,
+    uniform_rule: Callable,
+) -> dict[tuple[str, int], int]:
+    """The count of each kind in each layer under `method.allocation=uniform`."""
+    return (uniform_rule if counts == "reference" else budget_counts)(sizes, costs, target)
+
+
+def choose(
+    scores: Scores,
+    costs: dict[tuple[str, int], int],
+    target: int,
+    *,
+    standardise: bool,
+    allocation: str,
+    counts: str,
+    uniform_rule: Callable = floor_counts,
+    strict: bool = True,
+) -> tuple[list[Unit], dict | None]:
+    """The units to remove (and the per-layer counts under a uniform allocation), see `ranking`."""
+    if allocation == "uniform":
+        per_layer = per_layer_counts({k: s.numel() for k, s in scores.items()}, costs, target, counts, uniform_rule)
+        chosen = select_per_layer(scores, costs, per_layer)
+        if counts == "budget":
+            check_budget(chosen, target, UNIFORM_HINT)
+        return chosen, per_layer
+    if counts == "reference":
+        return reference_global(scores, costs, target, standardise), None
+    return select(rank(scores, costs, standardise), target, strict=strict), None
+
+
+def budget_record(
+    chosen: list[Unit], target: int, allocation: str, counts: str, rule: str, per_layer: dict | None = None
+) -> dict:
+    """What a plan's `details["budget"]` says: the target, what was removed, how it was counted and the gap."""
+    removed = sum(u.cost for u in chosen)
+    record = {
+        "target_removed": target,
+        "removed": removed,
+        "gap": (removed - target) / target if target else 0.0,
+        "units": {k: sum(u.kind == k for u in chosen) for k in ("attention", "block", "mlp")},
+        "allocation": allocation,
+        "counts": counts,
+        "count_rule": rule,
+    }
+    if per_layer:
+        grouped: dict[str, dict[str, int]] = {}
+        for (kind, layer), k in sorted(per_layer.items()):
+            grouped.setdefault(kind, {})[str(layer)] = k
+        record["per_layer"] = grouped
+    if counts == "reference" and abs(record["gap"]) > TOLERANCE:
+        record["note"] = (
+            f"the reference's count rule removes {removed:,} weights, {removed / max(target, 1):.1%} of the budget; "
+            "method.counts=budget fills it within 1%"
+        )
+    return record
+
+
+def rule_name(allocation: str, counts: str, uniform_rule: Callable, kinds: int) -> str:
+    """The `ranking` function that counted the units, for the plan."""
+    if counts == "budget":
+        return "budget_counts" if allocation == "uniform" else "select"
+    if allocation == "uniform":
+        return uniform_rule.__name__
+    return "flap_threshold" if kinds > 1 else "floor_share"
+
+
 def prune_by_scores(
     model: nn.Module,
     scores: Scores,
@@ -128,25 +233,52 @@ def prune_by_scores(
     *,
     standardise: bool,
     allocation: str = "global",
+    counts: str = "budget",
+    uniform_rule: Callable = floor_counts,
     stats_for_compensation: list[LayerStats] | None = None,
     strict: bool = True,
 ) -> dict:
-    """Select units worth `target` weights (`allocation`: global ranking or the same count per layer), remove
-    them in place; returns `details` (what was removed, the exact counts) and `tensors` for the plan."""
+    """Select units for a budget of `target` weights (`allocation`, `counts`: see `ranking`), remove them in
+    place; returns `details` (what was removed, how it was counted) and `tensors` for the plan."""
     costs = unit_costs(model)
-    per_layer = None
-    if allocation == "uniform":
-        chosen, per_layer = select_uniform(scores, costs, target)
-    else:
-        chosen = select(rank(scores, costs, standardise), target, strict=strict)
+    chosen, per_layer = choose(
+        scores,
+        costs,
+        target,
+        standardise=standardise,
+        allocation=allocation,
+        counts=counts,
+        uniform_rule=uniform_rule,
+        strict=strict,
+    )
     details, tensors = removal(model, chosen, stats_for_compensation)
     apply_structure(model, details, tensors)
-    details["budget"] = {
-        "target_removed": target,
-        "removed": sum(u.cost for u in chosen),
-        "units": {k: sum(u.kind == k for u in chosen) for k in ("attention", "block", "mlp")},
-        "allocation": allocation,
-    } | ({"per_layer": per_layer} if per_layer else {})
+    rule = rule_name(allocation, counts, uniform_rule, len({kind for kind, _ in scores}))
+    details["budget"] = budget_record(chosen, target, allocation, counts, rule, per_layer)
+    return {"details": details, "tensors": tensors}
+
+
+def prune_sequentially(
+    inp: PruneInputs, scorer: Callable, kinds: tuple[str, ...], target: int, uniform_rule: Callable
+) -> dict:
+    """Uniform allocation with each layer scored on the layers below it as already pruned (`sequential`):
+    the per-layer counts are known before any score, so each layer is chosen and pruned in turn."""
+    model, m = inp.model, inp.method
+    costs = unit_costs(model)
+    per_layer = per_layer_counts(unit_sizes(model, kinds), costs, target, m.counts, uniform_rule)
+    chosen: list[Unit] = []
+
+    def prune_layer(i: int, stats: list[LayerStats]) -> None:
+        units = select_per_layer(scorer(model, stats, kinds, only=i), costs, per_layer)
+        apply_structure(model, removal(model, units, None)[0], {})
+        chosen.extend(units)
+
+    layer_by_layer(model, inp.calibration, m.batch_size, prune_layer)
+    if m.counts == "budget":
+        check_budget(chosen, target, UNIFORM_HINT)
+    details, tensors = removal(model, chosen, None)
+    rule = rule_name("uniform", m.counts, uniform_rule, len(kinds))
+    details["budget"] = budget_record(chosen, target, "uniform", m.counts, rule, per_layer)
     return {"details": details, "tensors": tensors}
 
 
@@ -160,43 +292,66 @@ def plan_structured(
     kinds: tuple[str, ...] | None = None,
     strict: bool = True,
     calibrated: bool = True,
+    sequential: bool = False,
+    uniform_rule: Callable = floor_counts,
     **stat_options,
 ) -> Plan:
-    """Plan a baseline: score (on calibration data when `calibrated`), match the budget, remove; see the
+    """Plan a baseline: score (on calibration data when `calibrated`), count, select, remove; see the
     package docstring.
 
     Unlike structures only compete after standardisation, so by default (`standardise=None`) unit
     scores are standardised per layer and kind exactly when attention and MLP units are mixed.
+    `sequential`: statistics gathered layer by layer on the pruned layers below (Wanda-sp in FLAP's code);
+    it needs the same count in every layer. `uniform_rule`: the reference's per-layer count rule.
+    Whole attention blocks (`kinds=("block",)`) have no reference count: they always meet the budget
+    as closely as whole blocks allow.
     """
     model, m = inp.model, inp.method
     kinds = kinds or tuple(m.target.split("+"))
     blocks = kinds == ("block",)
+    allocation, counts = ("global", "budget") if blocks else (m.allocation, m.counts)
     before = decoder_linear_params(model)
     if inp.target_removed is None:
         raise HarpError(f"{name} removes a parameter budget, and none was given.")
     target = inp.target_removed
-    layers = decoder_layers(model)
-    stats = (
-        collect_stats(model, inp.calibration, m.batch_size, **stat_options)
-        if calibrated
-        else [LayerStats() for _ in layers]
-    )
-    scores = scorer(model, stats, kinds)
-    if standardise is None:
-        standardise = len({kind for kind, _ in scores}) > 1
-    result = prune_by_scores(
-        model,
-        scores,
-        target,
-        standardise=standardise,
-        allocation="global" if blocks else m.allocation,
-        stats_for_compensation=stats if compensate else None,
-        strict=strict,
-    )
+    if sequential and allocation != "uniform":
+        raise HarpError(
+            f"{name} gathers its statistics layer by layer on the pruned layers below (method.statistics=reference), "
+            "which needs the same count in every layer (method.allocation=uniform); set method.statistics=exact "
+            "for one dense pass with method.allocation=global."
+        )
+    if sequential:
+        result = prune_sequentially(inp, scorer, kinds, target, uniform_rule)
+    else:
+        layers = decoder_layers(model)
+        stats = (
+            collect_stats(model, inp.calibration, m.batch_size, **stat_options)
+            if calibrated
+            else [LayerStats() for _ in layers]
+        )
+        scores = scorer(model, stats, kinds)
+        if standardise is None:
+            standardise = len({kind for kind, _ in scores}) > 1
+        result = prune_by_scores(
+            model,
+            scores,
+            target,
+            standardise=standardise,
+            allocation=allocation,
+            counts=counts,
+            uniform_rule=uniform_rule,
+            stats_for_compensation=stats if compensate else None,
+            strict=strict,
+        )
     details = result["details"] | {
         "target": "attention-blocks" if blocks else m.target,
-        "standardised": standardise,
+        "standardised": bool(standardise),
         "compensated": compensate,
+        "statistics": (
+            "layer by layer, on the pruned layers below"
+            if sequential
+            else ("one dense pass" if calibrated else "none (weights only)")
+        ),
     }
     layers = sorted({int(k) for k in details["removed_groups"]} | {int(k) for k in details["removed_channels"]})
     return build_plan(name, inp.source, model, before, layers, details=details, tensors=result["tensors"])

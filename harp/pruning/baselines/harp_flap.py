@@ -1,9 +1,10 @@
 """HARP + FLAP-MLP: the authors' released variant and the paper's HARP row. HARP's attention pruning, then
 FLAP MLP-channel pruning with bias compensation, ranked globally by standardised WIFV measured on the
-HARP-pruned model (as the release does). The channels fill the budget that HARP leaves: the release's
-per-model ratios (`model.flap_mlp_ratio`) are exactly that gap for the published alphas (L/N of the
-attention weights in all); searched alphas leave another gap, which is filled instead. `method.mlp_ratio`
-forces a fixed fraction of the MLP weights (e.g. the release's constant).
+HARP-pruned model (as the release does), with FLAP's running fluctuation estimate (`method.statistics`).
+The channels fill the budget that HARP leaves: the release's per-model ratios (`model.flap_mlp_ratio`) are
+exactly that gap for the published alphas (L/N of the attention weights in all); searched alphas leave
+another gap, which is filled instead. `method.mlp_ratio` forces a fixed fraction of the MLP weights (e.g.
+the release's constant).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from torch import nn
 from harp.errors import HarpError
 from harp.models.adapters import decoder_layers
 from harp.pruning.baselines.common import channel_scores, prune_by_scores
-from harp.pruning.baselines.flap import wifv
+from harp.pruning.baselines.flap import fluctuation_rule
 from harp.pruning.baselines.structures import apply_structure, collect_stats
 from harp.pruning.harp import apply_harp
 from harp.pruning.params import decoder_linear_params
@@ -54,11 +55,11 @@ def make_plan(inp: PruneInputs) -> Plan:
     tensors: dict = {}
     if mlp_target > 0:
         stats = collect_stats(model, inp.calibration, m.batch_size)
-        scores = channel_scores(wifv, standardised=True)(model, stats, ("mlp",))
+        scores = channel_scores(fluctuation_rule(m.statistics), standardised=True)(model, stats, ("mlp",))
         result = prune_by_scores(
             model, scores, mlp_target, standardise=False, stats_for_compensation=stats, strict=False
         )
-        details |= result["details"]
+        details |= result["details"] | {"statistics": m.statistics}
         tensors = result["tensors"]
     else:
         details |= {

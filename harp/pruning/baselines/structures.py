@@ -41,15 +41,21 @@ class ConstantBranch(nn.Module):
 # --- calibration statistics ----------------------------------------------------------------------
 @dataclass
 class ChannelStats:
-    """Running float64 moments of a linear layer's input channels over calibration tokens."""
+    """Running float64 moments of a linear layer's input channels over calibration tokens, and FLAP's
+    running fluctuation estimate over sequences (`fluctuation`)."""
 
     total: torch.Tensor | None = None
     squares: torch.Tensor | None = None
     absolute: torch.Tensor | None = None
     count: int = 0
+    sequences: int = 0
+    sequence_mean: torch.Tensor | None = None  # FLAP's running mean of per-sequence token means
+    flap_fluctuation: torch.Tensor | None = None
 
     def add(self, x: torch.Tensor) -> None:
-        x = x.reshape(-1, x.shape[-1]).double()
+        """Add a batch of inputs, (sequences, tokens, channels) or (tokens, channels) for one sequence."""
+        sequences = (x if x.dim() == 3 else x.unsqueeze(0)).double()
+        x = sequences.reshape(-1, x.shape[-1])
         moments = (x.sum(0), (x * x).sum(0), x.abs().sum(0))
         if self.total is None:
             self.total, self.squares, self.absolute = (m.cpu() for m in moments)
@@ -58,6 +64,21 @@ class ChannelStats:
             self.squares += moments[1].cpu()
             self.absolute += moments[2].cpu()
         self.count += x.shape[0]
+        self._add_flap(sequences.sum(1).cpu(), (sequences * sequences).sum(1).cpu(), sequences.shape[1])
+
+    def _add_flap(self, sums: torch.Tensor, squares: torch.Tensor, tokens: int) -> None:
+        """FLAP's update (its layerwrapper, one sequence per call): the mean moves first, and the squared
+        deviations from that *new* mean (the "old" mean it subtracts is the same tensor) are added with
+        weight 1/(n+1) after the sum so far is rescaled by (n-1)/n; the first sequence adds nothing."""
+        for seq_sum, seq_squares in zip(sums, squares):
+            n = self.sequences
+            mean = seq_sum / tokens if n == 0 else (self.sequence_mean * n + seq_sum / tokens) / (n + 1)
+            deviations = seq_squares - 2 * mean * seq_sum + tokens * mean * mean  # sum over tokens of (x - mean)^2
+            if n == 0:
+                self.flap_fluctuation = torch.zeros_like(mean)
+            else:
+                self.flap_fluctuation = self.flap_fluctuation * (n - 1) / n + deviations / (n + 1)
+            self.sequence_mean, self.sequences = mean, n + 1
 
     @property
     def mean(self) -> torch.Tensor:
@@ -65,8 +86,13 @@ class ChannelStats:
 
     @property
     def variance(self) -> torch.Tensor:
-        """Per-channel fluctuation over tokens (FLAP's sample variance)."""
+        """Per-channel sample variance over all calibration tokens (exact)."""
         return (self.squares - self.count * self.mean**2).clamp_min(0) / max(self.count - 1, 1)
+
+    @property
+    def fluctuation(self) -> torch.Tensor:
+        """Per-channel fluctuation as FLAP's code estimates it (`_add_flap`): not the variance, see there."""
+        return self.flap_fluctuation
 
     @property
     def norm(self) -> torch.Tensor:
@@ -92,25 +118,16 @@ def _branch_end(layer: nn.Module, adapter) -> nn.Module:
     return getattr(layer, adapter.branch_norm) if adapter.branch_norm else layer.self_attn
 
 
-@torch.no_grad()
-def collect_stats(
+def stat_hooks(
     model: nn.Module,
-    calibration: torch.Tensor,
-    batch_size: int = 8,
+    stats: list[LayerStats],
+    only: int | None = None,
     head_contrib: bool = False,
     block_similarity: bool = False,
-) -> list[LayerStats]:
-    """Forward the calibration ids once, recording input statistics of every o_proj and down_proj.
-
-    `head_contrib` also records AMP's per-head o_proj contribution norms; `block_similarity` the
-    cosine between each attention block's input and its residual output (attention-layer drop).
-    Layers whose attention was already replaced (HARP) have no o_proj statistics.
-    """
-    if calibration is None or calibration.numel() == 0:
-        raise HarpError("This method needs calibration data: run the calibrate stage first.")
+) -> list:
+    """Register hooks recording the input statistics of every o_proj and down_proj (of layer `only`, when
+    given) into `stats`; returns the handles to remove. Options as in `collect_stats`."""
     adapter = adapter_for(model)
-    layers = decoder_layers(model)
-    stats = [LayerStats() for _ in layers]
     handles, block_in = [], {}
 
     def on_o_proj(i, o_proj, head_dim):
@@ -143,7 +160,9 @@ def collect_stats(
 
         return hook
 
-    for i, layer in enumerate(layers):
+    for i, layer in enumerate(decoder_layers(model)):
+        if only is not None and i != only:
+            continue
         attn = layer.self_attn
         if hasattr(attn, "o_proj") and hasattr(attn, "q_proj"):
             handles.append(attn.o_proj.register_forward_pre_hook(on_o_proj(i, attn.o_proj, attn.head_dim)))
@@ -151,6 +170,31 @@ def collect_stats(
         if block_similarity:
             handles.append(layer.register_forward_pre_hook(on_layer_in(i), with_kwargs=True))
             handles.append(_branch_end(layer, adapter).register_forward_hook(on_branch_out(i)))
+    return handles
+
+
+def check_calibration(calibration: torch.Tensor | None) -> None:
+    if calibration is None or calibration.numel() == 0:
+        raise HarpError("This method needs calibration data: run the calibrate stage first.")
+
+
+@torch.no_grad()
+def collect_stats(
+    model: nn.Module,
+    calibration: torch.Tensor,
+    batch_size: int = 8,
+    head_contrib: bool = False,
+    block_similarity: bool = False,
+) -> list[LayerStats]:
+    """Forward the calibration ids once, recording input statistics of every o_proj and down_proj.
+
+    `head_contrib` also records AMP's per-head o_proj contribution norms; `block_similarity` the
+    cosine between each attention block's input and its residual output (attention-layer drop).
+    Layers whose attention was already replaced (HARP) have no o_proj statistics.
+    """
+    check_calibration(calibration)
+    stats = [LayerStats() for _ in decoder_layers(model)]
+    handles = stat_hooks(model, stats, head_contrib=head_contrib, block_similarity=block_similarity)
     device = model.get_input_embeddings().weight.device
     try:
         for chunk in calibration.split(batch_size):

@@ -1,7 +1,10 @@
 """Wanda-sp: |W| times the input activation norm, summed per structure (the structured Wanda).
 
 Channel j of o_proj / down_proj scores sum_i |W_ij| * ||X_j||_2 over the calibration tokens (the
-calibration stage's data: C4 for real models as Wanda uses, the embedded corpus for the tiny one).
+calibration stage's data: C4 for real models as Wanda uses, the embedded corpus for the tiny one). As FLAP's
+code (prune_wanda_sp) gathers them, each layer's norms are measured on the layers below it already pruned
+(`method.statistics=reference`, the same count in every layer); `exact` measures all of them on the dense
+model in one pass.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ def wanda(weight: torch.Tensor, stats: ChannelStats) -> torch.Tensor:
 
 
 def make_plan(inp: PruneInputs) -> Plan:
-    return plan_structured(inp, "wanda_sp", channel_scores(wanda))
+    sequential = inp.method.statistics == "reference"
+    return plan_structured(inp, "wanda_sp", channel_scores(wanda), sequential=sequential)
 
 
 apply = apply_structured_plan
