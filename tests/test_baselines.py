@@ -51,7 +51,9 @@ def configured(method: str) -> MethodConfig:
 def inputs(model, method: str, budget=BUDGET, reference=None, alphas=HARP_ALPHAS, **settings) -> PruneInputs:
     """What the prune stage would feed `method`: its configured settings (with `settings` changed, and the exact
     budget unless `counts` is given) and the budget."""
-    spec = dataclasses.replace(configured(method), **({"counts": "budget"} | settings))
+    spec = configured(method)
+    counts = {"counts": "budget"} if hasattr(spec, "counts") else {}  # a method with a count rule: the exact budget
+    spec = dataclasses.replace(spec, **(counts | settings))
     target = target_removed(model, budget, 2, reference) if methods.get(method).budgeted else None
     return PruneInputs(
         model=model, source="random", method=spec, calibration=calibration(), alphas=dict(alphas), target_removed=target

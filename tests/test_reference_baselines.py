@@ -57,7 +57,9 @@ def plan_like(row: dict):
     (of the attention weights for heads only, of all decoder linear weights for heads and channels)."""
     dense, ids = fixture()
     model = copy.deepcopy(dense)
-    spec = dataclasses.replace(configured(row["method"]), target=row["target"], allocation=row["allocation"])
+    spec = dataclasses.replace(
+        configured(row["method"]), target=row["target"], allocation=row["allocation"], counts="reference"
+    )
     kind = "attention_fraction" if row["target"] == "attention" else "ratio"
     target = target_removed(model, BudgetConfig(kind, row["ratio"]), 1)
     inp = PruneInputs(model=model, source="reference fixture", method=spec, calibration=ids, target_removed=target)
