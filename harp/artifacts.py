@@ -94,6 +94,11 @@ def eval_dir(mdir: str | Path) -> Path:
     return Path(mdir) / "eval"
 
 
+def bigbench_rows(data_dir: str | Path) -> Path:
+    """BIG-bench's real rows converted from its archive (`harp.cli.task_data`), under `eval.data_dir`."""
+    return Path(data_dir) / "bigbench"
+
+
 def eval_job(tasks: list[str], categories: list[str]) -> str:
     """The name of one evaluation job (its log, its config record): its task as a file-safe name, else the
     category all its tasks share, else `all`. The workflow's shards and the stage name jobs by this alone."""

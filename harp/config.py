@@ -221,6 +221,9 @@ class EvalConfig:
     max_gen_toks: Optional[int] = at_least(None, 1)  # cap on generated tokens per task (null = each task's own)
     # folder of LongBench's raw <name>.jsonl (THUDM/LongBench data.zip, unzipped); null: data/longbench
     longbench_data: Optional[str] = None
+    # BIG-bench's PyPI archive (bigbench-1.0.0.tar.gz; `make data` fetches it); null: data/bigbench/<archive>
+    bigbench_archive: Optional[str] = None
+    data_dir: str = "${results_dir}/data"  # real task rows converted here (`python -m harp.cli.task_data`)
     seeds: LmEvalSeeds = field(default_factory=LmEvalSeeds)
     cache: bool = True  # lm-eval's response cache: an interrupted evaluation resumes
     perplexity: PerplexityConfig = field(default_factory=PerplexityConfig)

@@ -127,9 +127,11 @@ class Pipeline:
         self.results_dir = str(wf.get("results_dir") or "results")
         self.resources: dict = wf.get("resources") or {}
         tracking = wf.get("tracking") or "offline"
-        self.method_overrides: dict[str, list[str]] = {
-            m: list(map(str, os)) for m, os in (wf.get("method_overrides") or {}).items()
-        }
+        # a method's own settings for its jobs alone: the suite's, then the run's (--config) on top
+        self.method_overrides: dict[str, list[str]] = {}
+        for source in (suite.get("method_overrides") or {}, wf.get("method_overrides") or {}):
+            for m, extra in source.items():
+                self.method_overrides.setdefault(m, []).extend(map(str, extra))
         self.common = (
             f"eval={pick('eval')}",
             f"speed={pick('speed') or 'cpu'}",
@@ -153,6 +155,9 @@ class Pipeline:
         first = next(iter(self.variants.values()))
         self.tasks: list[str] = list(selected(first.cfg.eval.tasks, None))  # every name checked against the suite
         self.fixtures_dir = first.cfg.eval.fixtures_dir if first.cfg.eval.fixtures else None
+        # BIG-bench's real rows, converted once from its archive, where the suite has BIG-bench tasks
+        converted = any(suite_task(t).bigbench for t in self.tasks)
+        self.bigbench_dir = str(artifacts.bigbench_rows(first.cfg.eval.data_dir)) if converted else None
 
     # --- construction -------------------------------------------------------------------------------------------
     def _check(self, experiments: list[str], eval_name: str, speed: str | None, tracking: str) -> None:
@@ -253,6 +258,7 @@ class Pipeline:
             *self.model_inputs(model),
             str(artifacts.plan(artifacts.method_dir(expdir, model, method))),
             *([self.fixtures_dir] if self.fixtures_dir else []),
+            *([self.bigbench_dir] if self.bigbench_dir else []),
         ]
 
     def export_inputs(self, expdir: str, model: str, method: str) -> list[str]:

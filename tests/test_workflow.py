@@ -26,7 +26,7 @@ WF = yaml.safe_load((ROOT / "workflow/config.yaml").read_text())
 
 
 def pipeline(**config) -> Pipeline:
-    return Pipeline(WF | config, conf_dir=ROOT / "conf")
+    return Pipeline(WF | {"suite": "tiny"} | config, conf_dir=ROOT / "conf")
 
 
 def snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
@@ -46,9 +46,9 @@ def job_counts(output: str) -> dict[str, int]:
 def test_demo_plan_runs_every_method_and_harp_for_each_ablation():
     p = pipeline()
     main = {m for (e, _, m) in p.variants if e == MAIN}
-    assert main == set(WF["suites"]["demo"]["methods"])
+    assert main == set(WF["suites"]["tiny"]["methods"])
     ablations = {e for (e, _, _) in p.variants if e != MAIN}
-    assert ablations == set(WF["suites"]["demo"]["experiments"])
+    assert ablations == set(WF["suites"]["tiny"]["experiments"])
     assert {m for (e, _, m) in p.variants if e != MAIN} == {"harp"}
     assert p.variant("results/ablations/no_rescale", "tiny", "harp").cfg.method.rescale is False
     assert p.variant("results", "tiny", "harp").cfg.method.rescale is True
@@ -90,7 +90,7 @@ def test_published_alphas_run_harp_and_harp_flap_with_the_authors_alphas():
     cfg = p.variant("results/ablations/published_alphas", "qwen2_7b", "harp").cfg
     assert cfg.fixed_alphas() == {27: 0.9, 26: 0.3, 25: 0.3, 24: 0.2}  # no search: conf/model/qwen2_7b.yaml's
     assert "published_alphas" in WF["suites"]["paper"]["experiments"]
-    assert "published_alphas" not in WF["suites"]["demo"]["experiments"]  # the tiny model has none
+    assert "published_alphas" not in WF["suites"]["tiny"]["experiments"]  # the tiny model has none
 
 
 def test_paper_models_need_a_gpu_and_the_tiny_model_does_not():
@@ -134,7 +134,7 @@ def test_bad_workflow_config_is_one_sentence(config, message):
 
 # --- snakemake itself -----------------------------------------------------------------------------------------
 @pytest.mark.slow
-@pytest.mark.parametrize("suite", ["paper", "demo"])
+@pytest.mark.parametrize("suite", ["paper", "tiny"])
 def test_dry_run_lists_every_job_without_weights(tmp_path, suite):
     s = WF["suites"][suite]
     models, methods, experiments = len(s["models"]), len(s["methods"]), len(s["experiments"])
@@ -148,7 +148,7 @@ def test_dry_run_lists_every_job_without_weights(tmp_path, suite):
         # main: the search's set, Wanda-sp's, FLAP's and the mask methods'; one per searched ablation (no_rescale
         # searches nothing),
         # and the published-alphas run's harp_flap reads FLAP's set
-        "calibrate": {"demo": 8, "paper": 40}[suite],
+        "calibrate": {"tiny": 8, "paper": 40}[suite],
         "search": models * (1 + experiments),
         "prune": runs,
         "perplexity": runs,
@@ -159,7 +159,7 @@ def test_dry_run_lists_every_job_without_weights(tmp_path, suite):
         "report": 1,
         "all": 1,
     }
-    if suite == "demo":
+    if suite == "tiny":
         expected |= {"build_tiny": 1, "fixtures": 1}
     expected = {k: v for k, v in expected.items() if v}
     assert {k: v for k, v in counts.items() if not k.startswith("evaluate_") and k != "total"} == expected

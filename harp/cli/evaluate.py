@@ -14,6 +14,7 @@ from pathlib import Path
 from harp import artifacts
 from harp.cli._app import load_for, log, save_config, stage
 from harp.config import Config
+from harp.data import bigbench
 from harp.errors import HarpError
 from harp.eval import longbench
 from harp.eval.fixtures import fixture_tasks_dir
@@ -36,9 +37,14 @@ def main(cfg: Config, tracker) -> None:
     if not tasks:
         raise HarpError(f"No tasks to evaluate: eval.tasks of suite {e.suite!r} is empty.")
     fixtures_root = Path(e.fixtures_dir) if e.fixtures else None
-    if fixtures_root is not None:  # missing data fails before the model loads
-        fixture_tasks_dir(fixtures_root, list(tasks))
-    elif lb_tasks := [t for t in tasks if suite_task(t).category == LONGBENCH]:
+    bigbench_root = artifacts.bigbench_rows(e.data_dir)
+    rows = [suite_task(t) for t in tasks]
+    # missing data fails before the model loads
+    if folders := [r.bigbench for r in rows if r.bigbench]:
+        bigbench.tasks_dir(bigbench_root, folders)
+    if fixtures_root is not None and (fixtured := [r.name for r in rows if not r.bigbench]):
+        fixture_tasks_dir(fixtures_root, fixtured)
+    elif fixtures_root is None and (lb_tasks := [r.name for r in rows if r.category == LONGBENCH]):
         longbench.check_data(e.longbench_data, lb_tasks)
     plan_dir = cfg.method_dir
     plan = load_plan(plan_dir)
@@ -63,6 +69,7 @@ def main(cfg: Config, tracker) -> None:
         cache=out_dir / ".cache" / key if e.cache else None,
         longbench_data=e.longbench_data,
         seeds=seeds,
+        bigbench_root=bigbench_root,
     ):
         finite(
             result["score"],
@@ -76,7 +83,7 @@ def main(cfg: Config, tracker) -> None:
             "category": suite_task(name).category,
             **result,
             "limit": e.limit,
-            "fixture": e.fixtures,
+            "fixture": e.fixtures and not suite_task(name).bigbench,  # BIG-bench's local rows are the real data
             "tiny_model": cfg.model.toy,
             "plan_hash": phash,
             "max_gen_toks": e.max_gen_toks,

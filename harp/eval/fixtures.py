@@ -18,7 +18,7 @@ import yaml
 
 from harp.errors import HarpError
 from harp.eval.fixture_docs import Builder, sentences
-from harp.eval.tasks import SUITE, SuiteTask
+from harp.eval.tasks import SUITE, SuiteTask, with_fixtures
 
 N_EVAL = 8  # documents scored per (sub)task
 N_SHOTS = 26  # few-shot pool (the most a row asks for is 25)
@@ -83,9 +83,10 @@ def write_fixtures(root: str | Path, final: str | Path | None = None) -> list[st
     root = Path(root).resolve()
     final = Path(final).resolve() if final else root
     (root / TASKS_DIR).mkdir(parents=True, exist_ok=True)
-    for task in SUITE.values():
+    rows = with_fixtures()
+    for task in rows:
         _write_row(root, final, task)
-    return sorted(SUITE)
+    return sorted(t.name for t in rows)
 
 
 def fixture_tasks_dir(root: str | Path, tasks: list[str]) -> Path:

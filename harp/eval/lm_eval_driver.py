@@ -13,6 +13,7 @@ from pathlib import Path
 
 from lm_eval.models.huggingface import HFLM
 
+from harp.data import bigbench
 from harp.errors import HarpError
 from harp.eval import fixtures, longbench
 from harp.eval.tasks import LONGBENCH, SuiteTask, suite_task
@@ -50,17 +51,24 @@ class WindowedHFLM(HFLM):
             self._max_length = self.window
 
 
-def task_manager(tasks: list[str], fixtures_root: str | Path | None):
-    """A TaskManager indexing only what `tasks` need: the fixture YAMLs, or the installed task folders.
+def task_manager(tasks: list[str], fixtures_root: str | Path | None, bigbench_root: str | Path | None = None):
+    """A TaskManager indexing only what `tasks` need: BIG-bench's converted rows, the fixture YAMLs, or the
+    installed task folders.
 
     Indexing all of lm-eval's ~15k task names takes about 10 s; the few folders we need take well under one.
     """
     from lm_eval.tasks import TaskManager
 
-    if fixtures_root is not None:
-        return TaskManager(include_defaults=False, include_path=str(fixtures.fixture_tasks_dir(fixtures_root, tasks)))
-    dirs = {str(fixtures.definition_path(suite_task(t).definition).parent) for t in tasks}
-    return TaskManager(include_defaults=False, include_path=sorted(dirs))
+    dirs = set()
+    for name in tasks:
+        task = suite_task(name)
+        if task.bigbench:
+            dirs.add(bigbench.tasks_dir(bigbench_root, [task.bigbench]))
+        elif fixtures_root is not None:
+            dirs.add(fixtures.fixture_tasks_dir(fixtures_root, [name]))
+        else:
+            dirs.add(fixtures.definition_path(task.definition).parent)
+    return TaskManager(include_defaults=False, include_path=sorted(map(str, dirs)))
 
 
 def _load(tm, name: str, spec: str | dict, fixture: bool):
@@ -145,6 +153,7 @@ def evaluate_tasks(
     max_gen_toks: int | None = None,
     longbench_data: str | Path | None = None,
     seeds: dict[str, int] | None = None,
+    bigbench_root: str | Path | None = None,
 ) -> Iterator[tuple[str, dict]]:
     """Evaluate `model` on `tasks` (name -> few-shot count), yielding `(name, result)` as each task finishes.
 
@@ -153,18 +162,19 @@ def evaluate_tasks(
     model calls already answered. `max_gen_toks`: cap on new tokens (None: each task's own).
     `longbench_data`: the folder of LongBench's raw `<name>.jsonl` (None: our YAMLs' own, data/longbench).
     `seeds`: `simple_evaluate`'s seed arguments (`random_seed`, `fewshot_random_seed`, ...); None: lm-eval's defaults.
+    `bigbench_root`: the BIG-bench rows written by `harp.cli.task_data` (the BIG-bench tasks read them always).
     """
     import lm_eval
 
     lm = WindowedHFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, window=window)
-    tm = task_manager(list(tasks), fixtures_root)
+    tm = task_manager(list(tasks), fixtures_root, bigbench_root)
     for name, shots in tasks.items():
         task = suite_task(name)
         start = time.perf_counter()
         is_longbench = task.category == LONGBENCH
         lm.window = lm._max_length = longbench_window if is_longbench else window
         lm.middle_truncate = longbench_window if is_longbench else None
-        fixture = fixtures_root is not None
+        fixture = fixtures_root is not None and not task.bigbench
         spec = longbench.real_task(name, longbench_data) if is_longbench and not fixture else name
         obj = _load(tm, name, spec, fixture)
         if is_longbench:

@@ -26,11 +26,12 @@ import difflib
 from dataclasses import dataclass
 from pathlib import Path
 
+from harp.data import bigbench
 from harp.errors import HarpError
 from harp.eval import fixture_docs as docs
 from harp.eval import longbench
 
-GENERATION, DISCRIMINATIVE, LONGBENCH = "generation", "discriminative", "longbench"
+GENERATION, DISCRIMINATIVE, LONGBENCH, BIGBENCH = "generation", "discriminative", "longbench", "bigbench"
 EXACT = "exact_match,remove_whitespace"  # exact match after lm-eval's only filter of the open QA tasks
 
 
@@ -46,10 +47,26 @@ class SuiteTask:
     fixture: docs.Builder | None = None  # builds one offline fixture document (a single task)
     subtasks: tuple[tuple[str, docs.Builder], ...] = ()  # a group: the subtasks its fixtures keep, with builders
     alternative_metric: str | None = None  # the other reading where the paper does not say which it used
+    # BIG-bench's task folder: real rows converted once from BIG-bench's PyPI archive (harp.data.bigbench), read
+    # by lm-eval's own definition; no fixture, these rows are the real data
+    bigbench: str | None = None
 
     @property
     def is_group(self) -> bool:
         return bool(self.subtasks)
+
+
+def _bigbench(folder: str, label: str) -> SuiteTask:
+    """lm-eval's `bigbench_<folder>_multiple_choice`, zero-shot, scored by `acc` as lm-eval's template does."""
+    return SuiteTask(
+        bigbench.lm_eval_name(folder),
+        BIGBENCH,
+        "acc,none",
+        0,
+        label,
+        f"bigbench/multiple_choice/{folder}.yaml",
+        bigbench=folder,
+    )
 
 
 def _longbench(dataset: str, label: str, fixture: docs.Builder) -> SuiteTask:
@@ -155,6 +172,11 @@ ROWS = [
     _longbench("passage_retrieval_en", "PRe", docs.long_retrieval),
     _longbench("lcc", "Lcc", docs.long_code),
     _longbench("repobench-p", "RB-P", docs.long_code_question),
+    # BIG-bench multiple choice: real tasks a 135M model answers above chance (the demo's SmolLM2 suite)
+    _bigbench("general_knowledge", "GenKnow"),
+    _bigbench("movie_recommendation", "MovieRec"),
+    _bigbench("emoji_movie", "EmojiMovie"),
+    _bigbench("date_understanding", "Date"),
 ]
 SUITE: dict[str, SuiteTask] = {t.name: t for t in ROWS}
 
@@ -166,6 +188,11 @@ def suite_task(name: str) -> SuiteTask:
         close = difflib.get_close_matches(name, list(SUITE), n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise HarpError(f"Unknown evaluation task {name!r}; the suite has: {', '.join(SUITE)}.{hint}") from None
+
+
+def with_fixtures() -> list[SuiteTask]:
+    """The rows that have offline fixtures (every row but the BIG-bench ones, whose local rows are real)."""
+    return [t for t in ROWS if t.fixture or t.subtasks]
 
 
 def label(name: str) -> str:

@@ -38,6 +38,22 @@ if P.fixtures_dir:
             "{params.py} -m harp.cli.fixtures {params.command} > {log:q} 2>&1"
 
 
+if P.bigbench_dir:
+
+    rule task_data:
+        output:
+            directory(P.bigbench_dir),
+        log:
+            str(artifacts.job_log(RESULTS, "task_data")),
+        conda:
+            ENV
+        params:
+            py=PY,
+            command=P.common_command(),
+        shell:
+            "{params.py} -m harp.cli.task_data {params.command} > {log:q} 2>&1"
+
+
 # One job per calibration set of each model: `data` (HARP's search), or a method's own (FLAP's, Wanda-sp's).
 rule calibrate:
     input:
