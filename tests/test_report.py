@@ -421,3 +421,40 @@ def test_a_chance_row_under_each_model_block_is_never_bold():
     chance = table.frame[table.frame.Method == CHANCE].iloc[0]
     assert (chance["ARC-c"], chance["PIQA"], chance["Avg"]) == (25.0, 50.0, 37.5)
     assert table.frame.index[table.frame.Method == CHANCE][0] in table.reference
+
+
+def test_the_headline_compares_harp_with_the_best_head_pruning_baseline_and_says_what_rescaling_buys():
+    from harp.report.headline import headline, sentences, summary
+
+    def ppl(experiment, method, score):
+        return {"kind": "perplexity", "experiment": experiment, "model": "m", "method": method, "score": score}
+
+    def acc(method, task, score, stderr):
+        return {"kind": "eval", "experiment": "main", "model": "m", "method": method, "task": task}, {
+            "score": score,
+            "stderr": stderr,
+            "chance": 0.25,
+            "fixture": False,
+            "tiny_model": False,
+        }
+
+    rows = [ppl("main", "harp", 60.0), ppl("main", "flap", 40.0), ppl("main", "mag_sp", 90.0)]
+    rows += [ppl("no_rescale", "harp", 180.0), ppl("bottom_layers", "harp", 3000.0)]
+    rows += [
+        a | b for a, b in (acc("harp", "t1", 0.5, 0.03), acc("harp", "t2", 0.3, 0.04), acc("flap", "t1", 0.6, 0.03))
+    ]
+    rows += [a | b for a, b in (acc("flap", "t2", 0.4, 0.04),)]
+    frame = pd.DataFrame(rows).assign(model_id="m")
+    said = sentences(frame, "m")
+    # the best head-pruning baseline by perplexity is FLAP (40 < 90); means 40.0 and 50.0, stderr sqrt(.03²+.04²)/2
+    assert said[0] == (
+        "At the same budget, HARP's held-out perplexity is 60.0, higher than the best head-pruning baseline's "
+        "(FLAP, 40.0); mean task accuracy 40.0 ± 2.5 against 50.0 ± 2.5."
+    )
+    assert said[1] == (
+        "Rescaling takes HARP's held-out perplexity from 180.0 (alpha = 1) to 60.0 with the searched alphas, and "
+        "the same number of layers pruned at the bottom gives 3000.0."
+    )
+    table = summary(frame, "m")
+    assert list(table.Method)[-3:] == ["no_rescale", "bottom_layers", "Chance"]
+    assert "## m: at a glance" in headline(frame)

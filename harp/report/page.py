@@ -13,6 +13,7 @@ import pandas as pd
 from harp import artifacts
 from harp.io import atomic_path
 from harp.report.figures import FIGURES
+from harp.report.headline import headline
 from harp.report.tables import Table, bool_column, caveats, flags, to_markdown
 
 LIBRARIES = ("harp", "torch", "transformers", "lm_eval", "datasets", "pandas", "matplotlib", "wandb")
@@ -116,6 +117,7 @@ def render(
             "model; they test the pipeline only:"
         )
         lines += [banner, ">"] + [f"> {w}" for w in warnings] + [""]
+    lines += headline(results)
     lines += [
         "## Provenance",
         "",
