@@ -146,3 +146,19 @@ def test_each_task_name_is_spelled_in_the_task_table_alone():
         if path != table:
             spelled = set(_string_literals(path)) & set(SUITE)
             assert not spelled, (path, spelled)
+
+
+def test_environment_yml_installs_what_pyproject_declares():
+    """The conda environment's pip list carries every dependency of pyproject (and its dev extras), with the same
+    version bounds; torch is pinned to the CPU build the README installs, within pyproject's range."""
+    import tomllib
+
+    import yaml
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = project["dependencies"] + project["optional-dependencies"]["dev"]
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    assert "-e ." in pip
+    assert set(declared) - {"torch>=2.4"} <= set(pip), set(declared) - set(pip)
+    assert "torch==2.13.0" in pip
