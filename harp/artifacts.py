@@ -6,6 +6,7 @@ module spells a file name. An experiment is the main run or one ablation (a `con
     <results_dir>/                          the main experiment
       <model>/calib/<set>.pt                calibration token ids, one file per calibration set
       <model>/harp/alphas.json, search.csv  HARP's alphas and the search trace
+      <model>/diagnostics.csv               Theorem 1's premise per layer (the diagnose stage)
       <model>/<method>/plan.json (+ plan.safetensors), ppl.json, eval/<task>.json, speed.csv
       <model>/attn_mask/mask_compare.csv    attn_mask against wanda_qk at equal q/k sparsity
       <model>/<method>/<stage>.config.yaml  the resolved config of the stage that wrote there
@@ -60,6 +61,11 @@ def calibration_name(source: str, num_samples: int, seq_len: int, seed: int) -> 
 
 def calibration(expdir: str | Path, model: str, name: str) -> Path:
     return model_dir(expdir, model) / "calib" / f"{name}.pt"
+
+
+def diagnostics(expdir: str | Path, model: str) -> Path:
+    """Per-layer token similarity, attention entropy and pass-through error (the diagnose stage)."""
+    return model_dir(expdir, model) / "diagnostics.csv"
 
 
 def alphas(expdir: str | Path, model: str) -> Path:
