@@ -16,8 +16,9 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from harp import artifacts
+from harp.diagnostics import read_ranking
 from harp.errors import HarpError
-from harp.layers import POSITIONS, from_last, pruned_layers
+from harp.layers import DIAGNOSED, POSITIONS, check_count, from_last, pruned_layers
 
 BUDGET_KINDS = ("attention_fraction", "ratio", "match_harp")
 DTYPES = ("float32", "bfloat16", "float16")
@@ -95,7 +96,7 @@ class DataConfig:
 class MethodConfig:
     name: str = MISSING  # a method of harp.methods: dense, harp, ...
     num_layers: Optional[int] = None  # HARP's L; null: the model's prune_layers
-    layer_position: str = "top"  # top (paper) | middle | bottom (ablation)
+    layer_position: str = "top"  # top (paper) | middle | bottom | diagnosed (ablations; diagnosed: harp.diagnostics)
     rescale: bool = True  # false: alpha = 1 everywhere (no search)
     alphas: Optional[list[float]] = None  # fixed alphas, index 0 = last pruned layer (skips search)
     published_alphas: bool = False  # true: the model's published alphas (skips search; experiment=published_alphas)
@@ -221,11 +222,35 @@ class Config:
         name = artifacts.calibration_name(c.source, c.num_samples, c.seq_len, c.seed)
         return artifacts.calibration(self.experiment_dir, self.model.name, name)
 
+    def layer_count(self) -> int:
+        """How many layers HARP prunes: `method.num_layers`, by default the model's L."""
+        return self.model.prune_layers if self.method.num_layers is None else self.method.num_layers
+
+    def reads_diagnostics(self) -> bool:
+        """Whether HARP's layers are the diagnose stage's choice (known only once it has run)."""
+        return self.method.layer_position == DIAGNOSED
+
+    def diagnostics_file(self) -> Path:
+        return artifacts.diagnostics(self.experiment_dir, self.model.name)
+
     def pruned_layers(self) -> list[int]:
-        """The layers HARP prunes: `method.num_layers` (default: the model's L) at `method.layer_position`."""
+        """The layers HARP prunes: `layer_count()` of them at `method.layer_position` (diagnosed: read from the
+        diagnose stage's file)."""
+        total = self.model.num_layers
+        ranking = read_ranking(self.diagnostics_file(), total) if self.reads_diagnostics() else None
+        return pruned_layers(total, self.layer_count(), self.method.layer_position, ranking)
+
+    def check_layers(self) -> None:
+        """What the planner checks of HARP's layers before any job: their count, and any fixed alphas against the
+        layers (diagnosed layers are not measured yet: their count only)."""
+        check_count(self.model.num_layers, self.layer_count())
+        if not self.reads_diagnostics():
+            self.fixed_alphas()
+
+    def searches_alphas(self) -> bool:
+        """Whether the search stage chooses HARP's alphas (no rescaling, published or given alphas fix them)."""
         m = self.method
-        count = self.model.prune_layers if m.num_layers is None else m.num_layers
-        return pruned_layers(self.model.num_layers, count, m.layer_position)
+        return m.rescale and not m.published_alphas and m.alphas is None
 
     def fixed_alphas(self) -> dict[int, float] | None:
         """HARP's alphas when they need no search (layer -> alpha), None when the search chooses them.
@@ -233,6 +258,8 @@ class Config:
         No rescaling gives 1 everywhere; `method.published_alphas` takes the model's published list and
         `method.alphas` a given one (both listed from the last layer down).
         """
+        if self.searches_alphas():
+            return None
         m, layers = self.method, self.pruned_layers()
         if not m.rescale:
             return dict.fromkeys(layers, 1.0)
@@ -244,9 +271,7 @@ class Config:
                     "(e.g. model=llama3_1_8b)."
                 )
             return from_last(layers, self.model.published_alphas, "published alphas")
-        if m.alphas is not None:
-            return from_last(layers, m.alphas, "method.alphas")
-        return None
+        return from_last(layers, m.alphas, "method.alphas")
 
 
 def register_configs() -> None:

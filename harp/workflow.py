@@ -91,6 +91,7 @@ STAGE_PARTS = {
     "build_tiny": ("model", "seed"),
     "calibrate": ("model", "calibration"),
     "search": ("model", "method", "calibration"),
+    "diagnose": ("model", "calibration"),
     "prune": ("model", "method", "budget", "calibration"),
     "evaluate": ("model", "eval"),
     "perplexity": ("model", "perplexity"),
@@ -186,7 +187,7 @@ class Pipeline:
                 overrides += (f"experiment={experiment}",)
             cfg = compose(self.conf_dir, list(overrides))
             if method.startswith("harp"):  # an impossible L, layer position or alpha list fails now, before any job
-                cfg.fixed_alphas()
+                cfg.check_layers()
             if cfg.model.architecture:  # a 2:4 mask the published architecture cannot take fails now too
                 cfg.method.mask.check_width(cfg.model.architecture["hidden_size"])
             self.variants[key] = Variant(experiment, model, method, cfg, overrides)
@@ -252,10 +253,20 @@ class Pipeline:
         return self.model_inputs(model) + [str(files[n]) for n in methods.get(method).inputs(cfg.budget.kind)]
 
     def search_inputs(self, expdir: str, model: str) -> list[str]:
-        """The model (when built here) and the alpha search's calibration set."""
+        """The model (when built here), the alpha search's calibration set, and the diagnostics that choose the
+        layers when they are diagnosed."""
         cfg = self.variant(expdir, model, artifacts.SEARCHED_METHOD).cfg
-        searched = cfg.fixed_alphas() is None  # fixed alphas (no rescaling, published, given) read no data
-        return [*self.model_inputs(model), *([str(cfg.calibration_file())] if searched else [])]
+        searched = cfg.searches_alphas()  # fixed alphas (no rescaling, published, given) read no data
+        return [
+            *self.model_inputs(model),
+            *([str(cfg.calibration_file())] if searched else []),
+            *([str(cfg.diagnostics_file())] if cfg.reads_diagnostics() else []),
+        ]
+
+    def diagnose_inputs(self, expdir: str, model: str) -> list[str]:
+        """The model (when built here) and the calibration set the alpha search reads."""
+        cfg = self.variant(expdir, model, artifacts.SEARCHED_METHOD).cfg
+        return [*self.model_inputs(model), str(cfg.calibration_file())]
 
     def eval_inputs(self, expdir: str, model: str, method: str) -> list[str]:
         return [
@@ -306,6 +317,8 @@ class Pipeline:
             out += [artifacts.plan(d), artifacts.perplexity(d), *(artifacts.eval_result(d, t) for t in self.tasks)]
             if v.method == artifacts.SEARCHED_METHOD:
                 out.append(artifacts.alphas(v.cfg.experiment_dir, v.model))
+                if v.experiment == MAIN:  # Theorem 1's premise on every model HARP runs on (Figure 0)
+                    out.append(v.cfg.diagnostics_file())
             if v.experiment == MAIN and v.method in self.speed_methods:
                 out.append(artifacts.speed(d))
             if v.experiment == MAIN and v.method == artifacts.MASK_METHOD and self.mask_compare:
