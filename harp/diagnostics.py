@@ -29,11 +29,11 @@ RANGES = {
 }
 TOLERANCE = 1e-6  # float rounding at the ends of a range
 
-# How `layer_position=diagnosed` ranks the layers: the lowest pass-through error first. Of the measurements it is
-# the one that measures the replacement HARP actually makes (attention output -> alpha x value pass-through) on
-# the layer's own inputs; similarity and entropy are Theorem 1's premise, a sufficient condition for that error
-# to be small, one step removed from it (conf/experiment/similarity_layers.yaml says what it gave).
-RANK_BY, RANK_LOWEST_FIRST = "passthrough_error", True
+# How `layer_position=diagnosed` ranks the layers: the highest token similarity first, Theorem 1's own quantity,
+# so the experiment tests the paper's argument (prune where its premise holds best). Not the lowest pass-through
+# error: relative to the attention output, it ignores how much that output weighs in the residual stream. On
+# SmolLM2-135M it would pick layers 0 and 1, the two whose pruning costs most (conf/experiment/similarity_layers.yaml).
+RANK_BY, RANK_LOWEST_FIRST = "token_similarity", False
 
 
 def write_diagnostics(path: str | Path, rows: list[dict]) -> None:
