@@ -1,7 +1,7 @@
 """HARP's reproduction pipeline: `snakemake --cores N` (the embedded demo), `--config suite=paper` (the paper).
 
-calibration -> alpha search -> prune (per model x method) -> evaluate (per task or task category) and
-perplexity -> speed (and the attn_mask/wanda_qk comparison) -> collect -> tables, figures and report.md,
+calibration -> per-layer diagnostics and alpha search -> prune (per model x method) -> evaluate (per task or task
+category) and perplexity -> speed (and the attn_mask/wanda_qk comparison) -> collect -> tables, figures and report.md,
 and standalone checkpoints of chosen methods (export). Each job is a Hydra stage,
 `python -m harp.cli.<stage> <overrides>`, writing atomically under results/ (ablations under
 results/ablations/<name>/). What runs is planned by harp.workflow from workflow/config.yaml; where
@@ -34,6 +34,7 @@ rule all:
 
 
 include: "workflow/rules/data.smk"
+include: "workflow/rules/diagnose.smk"
 include: "workflow/rules/search.smk"
 include: "workflow/rules/prune.smk"
 include: "workflow/rules/evaluate.smk"

@@ -6,6 +6,7 @@ module spells a file name. An experiment is the main run or one ablation (a `con
     <results_dir>/                          the main experiment
       <model>/calib/<set>.pt                calibration token ids, one file per calibration set
       <model>/harp/alphas.json, search.csv  HARP's alphas and the search trace
+      <model>/diagnostics.csv               Theorem 1's premise per layer (the diagnose stage)
       <model>/<method>/plan.json (+ plan.safetensors), ppl.json, eval/<task>.json, speed.csv
       <model>/attn_mask/mask_compare.csv    attn_mask against wanda_qk at equal q/k sparsity
       <model>/<method>/export/              the pruned model as a checkpoint that loads without harp (on request)
@@ -67,6 +68,11 @@ def searched_dir(expdir: str | Path, model: str) -> Path:
     from harp.methods import SEARCHED
 
     return method_dir(expdir, model, SEARCHED)
+
+
+def diagnostics(expdir: str | Path, model: str) -> Path:
+    """Per-layer token similarity, attention entropy and pass-through error (the diagnose stage)."""
+    return model_dir(expdir, model) / "diagnostics.csv"
 
 
 def alphas(expdir: str | Path, model: str) -> Path:

@@ -16,8 +16,9 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from harp import artifacts
+from harp.diagnostics import read_ranking
 from harp.errors import HarpError
-from harp.layers import from_last, pruned_layers
+from harp.layers import DIAGNOSED, check_count, from_last, pruned_layers
 
 BUDGET_KINDS = ("attention_fraction", "ratio", "match_harp")
 DTYPES = ("float32", "bfloat16", "float16")
@@ -310,12 +311,36 @@ class Config:
         name = artifacts.calibration_name(c.source, c.num_samples, c.seq_len, c.seed)
         return artifacts.calibration(self.experiment_dir, self.model.name, name)
 
+    def layer_count(self) -> int:
+        """How many layers HARP prunes: `method.num_layers`, by default the model's L."""
+        count = getattr(self.method, "num_layers", None)  # a baseline chooses no layers: its budget is the model's L
+        return self.model.prune_layers if count is None else count
+
+    def reads_diagnostics(self) -> bool:
+        """Whether HARP's layers are the diagnose stage's choice (known only once it has run)."""
+        return getattr(self.method, "layer_position", None) == DIAGNOSED
+
+    def diagnostics_file(self) -> Path:
+        return artifacts.diagnostics(self.experiment_dir, self.model.name)
+
     def pruned_layers(self) -> list[int]:
-        """The layers HARP prunes: `method.num_layers` (default: the model's L) at `method.layer_position`; a
-        method that chooses no layers of its own (a baseline, whose budget is L/N) takes the model's L at the top."""
-        count = getattr(self.method, "num_layers", None)
-        count = self.model.prune_layers if count is None else count
-        return pruned_layers(self.model.num_layers, count, getattr(self.method, "layer_position", "top"))
+        """The layers HARP prunes: `layer_count()` of them at `method.layer_position` (diagnosed: read from the
+        diagnose stage's file)."""
+        total = self.model.num_layers
+        ranking = read_ranking(self.diagnostics_file(), total) if self.reads_diagnostics() else None
+        return pruned_layers(total, self.layer_count(), getattr(self.method, "layer_position", "top"), ranking)
+
+    def check_layers(self) -> None:
+        """What the planner checks of HARP's layers before any job: their count, and any fixed alphas against the
+        layers (diagnosed layers are not measured yet: their count only)."""
+        check_count(self.model.num_layers, self.layer_count())
+        if not self.reads_diagnostics():
+            self.fixed_alphas()
+
+    def searches_alphas(self) -> bool:
+        """Whether the search stage chooses HARP's alphas (no rescaling, published or given alphas fix them)."""
+        m = self.method
+        return m.rescale and not m.published_alphas and m.alphas is None
 
     def fixed_alphas(self) -> dict[int, float] | None:
         """HARP's alphas when they need no search (layer -> alpha), None when the search chooses them.
@@ -323,6 +348,8 @@ class Config:
         No rescaling gives 1 everywhere; `method.published_alphas` takes the model's published list and
         `method.alphas` a given one (both listed from the last layer down).
         """
+        if self.searches_alphas():
+            return None
         m, layers = self.method, self.pruned_layers()
         if not m.rescale:
             return dict.fromkeys(layers, 1.0)
@@ -334,9 +361,7 @@ class Config:
                     "(e.g. model=llama3_1_8b)."
                 )
             return from_last(layers, self.model.published_alphas, "published alphas")
-        if m.alphas is not None:
-            return from_last(layers, m.alphas, "method.alphas")
-        return None
+        return from_last(layers, m.alphas, "method.alphas")
 
 
 def register_configs() -> None:

@@ -42,7 +42,7 @@ class LayerChoice(MethodConfig):
     """HARP's layers and alphas (harp, and harp_flap which prunes HARP first)."""
 
     num_layers: Optional[int] = None  # HARP's L; null: the model's prune_layers
-    layer_position: str = choice(*POSITIONS)  # top (paper) | middle | bottom (ablation)
+    layer_position: str = choice(*POSITIONS)  # top (paper) | middle | bottom | diagnosed (ablations)
     rescale: bool = True  # false: alpha = 1 everywhere (no search)
     alphas: Optional[list[float]] = within(None, 0.0, 1.0, closed_high=True)  # fixed, index 0 = last pruned layer
     published_alphas: bool = False  # true: the model's published alphas (skips search; experiment=published_alphas)

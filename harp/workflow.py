@@ -73,6 +73,7 @@ STAGE_PARTS = {
     "build_gguf": ("model",),
     "calibrate": ("model", "calibration"),
     "search": ("model", "method", "calibration", "device"),
+    "diagnose": ("model", "calibration", "device"),
     "prune": ("model", "method", "budget", "calibration", "device"),
     "evaluate": ("model", "eval", "device"),
     "perplexity": ("model", "perplexity", "device"),
@@ -181,7 +182,7 @@ class Pipeline:
                 overrides += (f"experiment={experiment}",)
             cfg = compose(self.conf_dir, list(overrides))
             if methods.get(method).chooses_layers:  # an impossible L, layer position or alpha list fails now
-                cfg.fixed_alphas()
+                cfg.check_layers()
             if cfg.model.architecture:  # a 2:4 mask the published architecture cannot take fails now too
                 cfg.method.check_model(cfg.model.architecture["hidden_size"])
             self.variants[key] = Variant(experiment, model, method, cfg, overrides)
@@ -248,10 +249,20 @@ class Pipeline:
         return self.model_inputs(model) + [str(files[n]) for n in methods.get(method).inputs(cfg.budget.kind)]
 
     def search_inputs(self, expdir: str, model: str) -> list[str]:
-        """The model (when built here) and the alpha search's calibration set."""
+        """The model (when built here), the alpha search's calibration set, and the diagnostics that choose the
+        layers when they are diagnosed."""
         cfg = self.variant(expdir, model, methods.SEARCHED).cfg
-        searched = cfg.fixed_alphas() is None  # fixed alphas (no rescaling, published, given) read no data
-        return [*self.model_inputs(model), *([str(cfg.calibration_file())] if searched else [])]
+        searched = cfg.searches_alphas()  # fixed alphas (no rescaling, published, given) read no data
+        return [
+            *self.model_inputs(model),
+            *([str(cfg.calibration_file())] if searched else []),
+            *([str(cfg.diagnostics_file())] if cfg.reads_diagnostics() else []),
+        ]
+
+    def diagnose_inputs(self, expdir: str, model: str) -> list[str]:
+        """The model (when built here) and the calibration set the alpha search reads."""
+        cfg = self.variant(expdir, model, methods.SEARCHED).cfg
+        return [*self.model_inputs(model), str(cfg.calibration_file())]
 
     def eval_inputs(self, expdir: str, model: str, method: str) -> list[str]:
         return [
@@ -318,6 +329,8 @@ class Pipeline:
             out += [artifacts.plan(d), artifacts.perplexity(d), *(artifacts.eval_result(d, t) for t in self.tasks)]
             if v.method == methods.SEARCHED:
                 out.append(artifacts.alphas(v.cfg.experiment_dir, v.model))
+                if v.experiment == MAIN:  # Theorem 1's premise on every model HARP runs on (Figure 0)
+                    out.append(v.cfg.diagnostics_file())
             if v.experiment == MAIN and v.method in self.speed_methods:
                 out.append(artifacts.speed(d))
             if v.experiment == MAIN and v.method in self.export_methods:

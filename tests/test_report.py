@@ -209,6 +209,7 @@ def test_ablation_table(results):
     header, body = rows[0], rows[1:]
     assert header == [
         "Run",
+        "Layers",
         "Generation",
         "Discriminative",
         "LongBench",
@@ -228,6 +229,11 @@ def test_ablation_table(results):
     assert [r[0] for r in body] == list(runs)
     for row in body:
         run_dir, method = runs[row[0]]
+        alphas = results / run_dir / "qwen2_7b" / "harp" / "alphas.json"
+        reads_alphas = method.startswith("harp") and alphas.exists()  # the ablation fixtures have no alphas file
+        layers = sorted(map(int, json.loads(alphas.read_text())["alphas"])) if reads_alphas else None
+        assert row[1] == (f"{layers[0]}-{layers[-1]}" if layers else "--")  # the fixtures prune the top layers
+        row = [row[0], *row[2:]]
         for i, category in enumerate(TASKS, start=1):
             scores = [score(results, "qwen2_7b", method, t, run_dir) for t in TASKS[category]]
             assert cell(row[i])[0] == round(100 * sum(scores) / len(scores), 1)
@@ -235,9 +241,10 @@ def test_ablation_table(results):
         assert cell(row[5])[0] == round(ppl, 2)
         plan = json.loads((results / run_dir / "qwen2_7b" / method / "plan.json").read_text())
         assert cell(row[7])[0] == round(100 * plan["kv_cache_reduction"], 1)
+    numbers = [[r[0], *r[2:]] for r in body]
     for column in range(1, 5):
-        check_bold(body, column, "max")
-    check_bold(body, 5, "min")
+        check_bold(numbers, column, "max")
+    check_bold(numbers, 5, "min")
     assert "FIXTURE DATA" in (results / "tables" / "tiny_ablations.tex").read_text()
 
 

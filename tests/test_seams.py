@@ -152,7 +152,6 @@ def test_environment_yml_installs_what_pyproject_declares():
     """The conda environment's pip list carries every dependency of pyproject (and its dev extras), with the same
     version bounds; torch is pinned to the CPU build the README installs, within pyproject's range."""
     import tomllib
-
     import yaml
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]

@@ -148,8 +148,9 @@ def test_dry_run_lists_every_job_without_weights(tmp_path, suite):
         # main: the search's set, Wanda-sp's, FLAP's and the mask methods'; one per searched ablation (no_rescale
         # searches nothing),
         # and the published-alphas run's harp_flap reads FLAP's set
-        "calibrate": {"tiny": 8, "paper": 40}[suite],
+        "calibrate": {"tiny": 9, "paper": 44}[suite],
         "search": models * (1 + experiments),
+        "diagnose": models * 2,  # the main run's (Figure 0) and similarity_layers' (its layers)
         "prune": runs,
         "perplexity": runs,
         "speed": models * len(s["speed_methods"]),

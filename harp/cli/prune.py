@@ -27,7 +27,7 @@ def main(cfg: Config, tracker) -> None:
     reference = load_plan(artifacts.searched_dir(expdir, name)) if "reference" in reads else None
     calibration = load_calibration(cfg.calibration_file()) if "calibration" in reads else None
     alphas = read_alphas(artifacts.alphas(expdir, name)) if "alphas" in reads else None
-    harp_layers = len(cfg.pruned_layers())
+    harp_layers = cfg.layer_count()
     model, _ = load_for(cfg)
     inputs = PruneInputs(
         model=model,

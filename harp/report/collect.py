@@ -12,6 +12,9 @@ column says which:
   stage recorded it, `searched`);
 - `search`: one candidate of the greedy search trace (`step`, `layer`, `alpha`, `score` = perplexity);
 - `speed`: one row of a speed benchmark (its own columns: `variant`, `phase`, `seq_len`, `median_s`, ...);
+- `diagnostic`: one measurement of one layer by the diagnose stage (`layer`, `metric` = token_similarity,
+  attention_entropy, passthrough_error or passthrough_alpha, `score`, `task` = calibration text source,
+  `n_samples` = its tokens; no `method`: it describes the dense model);
 - `mask_compare`: one number of the attn_mask / wanda_qk comparison (`method` the row's own, `rank_by`
   attn_mask's binarisation, `sparsity`, `layer` (empty: overall), `metric` = "attn_error" (relative
   Frobenius) or "perplexity", `score`, `task` = perplexity text source, `n_samples` = its tokens,
@@ -32,6 +35,7 @@ from pathlib import Path
 import pandas as pd
 
 from harp import artifacts, methods
+from harp.diagnostics import MEASURES, read_diagnostics
 from harp.errors import HarpError
 from harp.layers import from_last
 from harp.records import (
@@ -191,6 +195,15 @@ def _alpha_rows(experiment: str, model: str, expdir: Path) -> list[dict]:
     return rows
 
 
+def _diagnostic_rows(experiment: str, model: str, path: Path) -> list[dict]:
+    base = {"experiment": experiment, "model": model, "kind": "diagnostic"}
+    return [
+        base | {"layer": r["layer"], "metric": m, "score": r[m], "task": r["source"], "n_samples": r["tokens"]}
+        for r in read_diagnostics(path)
+        for m in MEASURES
+    ]
+
+
 def collect(results_dir: str | Path) -> pd.DataFrame:
     """Every result under `results_dir` as one tidy frame (see the module docstring for the columns)."""
     results_dir = Path(results_dir)
@@ -204,6 +217,8 @@ def collect(results_dir: str | Path) -> pd.DataFrame:
             rows += _method_rows(experiment, model, method_dir)
             if method_dir.name == methods.SEARCHED:
                 rows += _alpha_rows(experiment, model, expdir)
+        for model in sorted(d.name for d in expdir.glob("*") if artifacts.diagnostics(expdir, d.name).is_file()):
+            rows += _diagnostic_rows(experiment, model, artifacts.diagnostics(expdir, model))
     frame = pd.DataFrame(rows).reindex(columns=COLUMNS + SPEED_COLUMNS)
     # the tiny flag is a property of the model: put it on its alpha/search/speed rows too (captions, figure titles)
     tiny = frame.tiny_model.fillna(False).astype(bool).groupby(frame.model).transform("any")
@@ -243,7 +258,8 @@ def check_current(frame: pd.DataFrame, path: str | Path, results_dir: str | Path
     """The collected table must describe the results on disk now: the same rows of each kind and run."""
     keys = ["kind", "experiment", "model", "method"]
     now = collect(results_dir)
-    if not frame[keys].value_counts().sort_index().equals(now[keys].value_counts().sort_index()):
+    counts = lambda f: f[keys].value_counts(dropna=False).sort_index()  # noqa: E731  (diagnostics have no method)
+    if not counts(frame).equals(counts(now)):
         raise HarpError(
             f"{path} does not match the results under {results_dir} ({len(frame)} rows, {len(now)} on disk); "
             "rerun the collect stage (`python -m harp.cli.collect`)."

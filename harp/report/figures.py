@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 from harp import methods
 from harp.artifacts import MAIN
 from harp.io import atomic_path
+from harp.report import premise
 from harp.report.tables import CATEGORIES, bool_column, category_means, flags, method_order
 
 NO_RESCALE = "no_rescale"  # the ablation experiment that fixes alpha = 1
@@ -51,6 +52,32 @@ def figure1_model(models) -> str:
     """Figure 1 (left)'s model: Llama-3.1-8B as in the paper when it was run, else the first model by name (the
     demo's only one)."""
     return FIG1_MODEL if FIG1_MODEL in set(models) else sorted(set(models))[0]
+
+
+def layers(results: pd.DataFrame) -> Figure | None:
+    """Figure 0: Theorem 1's premise per layer (token similarity, attention entropy, pass-through error), the
+    layers HARP prunes shaded."""
+    models = premise.diagnosed_models(results)
+    if not models:
+        return None
+    fig, axes = _panels(len(models), width=5.0)
+    for ax, model in zip(axes, models):
+        d = premise.per_layer(results, model)
+        for measure, style in zip(premise.LABELS, ("o-", "s-", "^-")):
+            ax.plot(d.index, d[measure], style, markersize=3, label=premise.LABELS[measure])
+        pruned = premise.harp_layers(results, model)
+        for i, layer in enumerate(pruned):
+            ax.axvspan(
+                layer - 0.5, layer + 0.5, color="gray", alpha=0.25, lw=0, label="pruned by HARP" if not i else None
+            )
+        ax.set_ylim(min(0.0, float(d[list(premise.LABELS)].min().min())) - 0.05, 1.05)
+        ax.set_xlim(-0.5, d.index.max() + 0.5)
+        ax.set_xlabel("layer (0-based)")
+        ax.set_ylabel("value")
+        _title(ax, model, results[results.model == model], ": Theorem 1's premise per layer")
+    handles, labels = max((ax.get_legend_handles_labels() for ax in axes), key=lambda h: len(h[0]))
+    fig.legend(handles, labels, fontsize=7, ncols=2, loc="outside lower center")
+    return fig
 
 
 def methods_by_category(results: pd.DataFrame) -> Figure | None:
@@ -176,6 +203,7 @@ def search_trace(results: pd.DataFrame) -> Figure | None:
 
 
 FIGURES: dict[str, Callable[[pd.DataFrame], Figure | None]] = {
+    "fig0_layers": layers,
     "fig1_methods": methods_by_category,
     "fig1_rescaling": rescaling,
     "fig2_alphas": alphas,

@@ -12,6 +12,7 @@ import pandas as pd
 
 from harp import artifacts
 from harp.io import atomic_path
+from harp.report import premise
 from harp.report.figures import FIGURES
 from harp.report.headline import headline
 from harp.report.tables import Table, bool_column, caveats, flags, to_markdown
@@ -127,6 +128,8 @@ def render(
         "- libraries (report stage): " + ", ".join(f"{k} {v}" for k, v in library_versions().items()),
     ]
     lines += [f"- libraries (evaluation): {v}" for v in _eval_versions(results)] + [""]
+    if said := premise.sentences(results):  # the diagnose stage's measurements, one sentence per model
+        lines += ["## Theorem 1's premise in the pruned layers", "", *(f"- {s}" for s in said), ""]
     lines += ["## Tables", ""]
     tables_dir = artifacts.tables_dir(out_dir)
     doc, pdf = artifacts.tables_document(tables_dir), artifacts.tables_pdf(tables_dir)

@@ -299,6 +299,26 @@ def score_table(results: pd.DataFrame, model: str, category: str) -> Table | Non
     )
 
 
+def layer_span(layers) -> str:
+    """Layer indices compactly, runs of consecutive layers as first-last: [0, 5, 6, 7] -> "0, 5-7"."""
+    spans: list[list[int]] = []
+    for layer in sorted(layers):
+        if spans and layer == spans[-1][1] + 1:
+            spans[-1][1] = layer
+        else:
+            spans.append([layer, layer])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
+
+
+def _pruned_span(results: pd.DataFrame, model: str, experiment: str, method: str) -> str:
+    """The layers a run pruned with HARP's alphas (the experiment's alpha rows); -- for methods that read none."""
+    entry = methods.METHODS.get(method)
+    rows = results[(results.kind == "alpha") & (results.experiment == experiment) & (results.model == model)]
+    if entry is None or "alphas" not in entry.needs or rows.empty:
+        return "--"
+    return layer_span(rows.layer.dropna().astype(int))
+
+
 def ablation_table(results: pd.DataFrame, model: str) -> Table | None:
     """One row per ablation experiment (beside the main run's Dense and HARP): category averages and perplexity."""
     mine = results[results.model == model]
@@ -324,8 +344,10 @@ def ablation_table(results: pd.DataFrame, model: str) -> Table | None:
     best["PPL"] = "min"
     _add_budget(frame, mine, "row", order)
     frame.insert(0, "Run", order)
+    frame.insert(1, "Layers", [_pruned_span(results, model, e, m) for e, m in main_first])
     caption = (
-        f"{model_label(mine, model)}: ablations of HARP (one row per experiment under results/ablations/). "
+        f"{model_label(mine, model)}: ablations of HARP (one row per experiment under results/ablations/; Layers: "
+        f"the layers it prunes, 0-based). "
         f"Category columns average the tasks of that category and Avg all tasks, each multiplied by 100 and rounded "
         f"to one decimal; PPL is held-out perplexity rounded to two decimals. Best pruned run per column in bold "
         f"where the runs differ. {BUDGET_NOTE} {legend(mine)} {caveats(mine)}"
@@ -449,11 +471,14 @@ def mask_compare_table(results: pd.DataFrame, model: str) -> Table | None:
 
 def build_tables(results: pd.DataFrame) -> list[Table]:
     """The paper's tables (one per task category) first, then the extras."""
+    from harp.report import premise  # it builds on this module's Table
+
     models = sorted(set(results.model.dropna()))
     tables = [paper_table(results, c) for c in CATEGORIES]
     tables += [score_table(results, m, c) for m in models for c in CATEGORIES]
     tables += [ablation_table(results, m) for m in models] + [perplexity_table(results), alpha_table(results)]
     tables += [mask_compare_table(results, m) for m in models]
+    tables += [premise.diagnostics_table(results, m) for m in models]
     return [t for t in tables if t is not None]
 
 
