@@ -236,6 +236,7 @@ def test_diagnosed_layers_come_from_the_file_and_the_search_waits_for_it(tmp_pat
 @pytest.fixture
 def reported(tmp_path):
     """Collected results of a hand-made 8-layer model: its diagnostics, and HARP's alphas on layers 5-7."""
+    from harp.io import write_json
     from harp.records import write_alphas
     from harp.report.collect import collect
 
@@ -245,6 +246,8 @@ def reported(tmp_path):
         r["attention_entropy"] = entropy
     write_diagnostics(tmp_path / "tiny/diagnostics.csv", rows)
     write_alphas(tmp_path / "tiny/harp/alphas.json", {7: 0.5, 6: 0.4, 5: 1.0}, searched=True)
+    ppl = {"perplexity": 50.0, "tokens": 100, "source": "corpus", "model": "tiny", "method": "harp", "tiny_model": True}
+    write_json(tmp_path / "tiny/harp/ppl.json", ppl)  # marks the model as the tiny one
     return tmp_path, collect(tmp_path)
 
 
@@ -280,6 +283,7 @@ def test_table_and_sentence_say_whether_the_pruned_layers_meet_the_premise(repor
     assert "in the 3 layers HARP prunes (5-7) Sim(H) averages 0.80 against 0.30" in said
     assert "attention entropy 0.30 against 0.70" in said and "pass-through error 0.30 against 0.90" in said
     assert "only in part: tokens more alike but attention less uniform" in said
+    assert said.startswith("tiny model (tiny, built here): ")  # the tiny model's numbers say whose they are
     assert said in table.caption
 
 

@@ -220,7 +220,10 @@ def test_smoke_run_end_to_end_then_nothing_to_do(smoke_dir):
     assert sorted(json.loads((results / "tiny/harp/alphas.json").read_text())["alphas"]) == ["5", "6", "7"]
     assert (results / "report.md").stat().st_size > 0 and list((results / "tables").glob("*.tex"))
     runs = list((results / "wandb/wandb").glob("offline-run-*"))
-    assert len(runs) == 11, runs  # fixtures, calibrate, search, 2 x (prune, evaluate, perplexity), collect, report
+    assert len(runs) == 12, runs  # fixtures, calibrate, diagnose, search, 2 x (prune, evaluate, perplexity), collect,
+    # report
+    assert len((results / "tiny/diagnostics.csv").read_text().splitlines()) == 1 + 8  # Figure 0's, one row per layer
+    assert (results / "figures/fig0_layers.png").exists()
 
     again = snakemake(smoke_dir, *SMOKE, "-n")
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr

@@ -55,11 +55,11 @@ def harp_layers(results: pd.DataFrame, model: str, experiment: str = MAIN) -> li
 def sentence(results: pd.DataFrame, model: str) -> str:
     """Does `model` meet Theorem 1's premise in the layers HARP prunes? Their mean similarity and entropy against
     the other layers' (and the pass-through error, what the premise is meant to keep small)."""
-    d = per_layer(results, model)
+    d, name = per_layer(results, model), model_label(results[results.model == model], model)  # the tiny model says so
     pruned = [layer for layer in harp_layers(results, model) if layer in d.index]
     if not pruned or len(pruned) == len(d):
         return (
-            f"{model}: HARP's pruned layers are not in the results, so the premise cannot be compared; Sim(H) "
+            f"{name}: HARP's pruned layers are not in the results, so the premise cannot be compared; Sim(H) "
             f"ranges {d.token_similarity.min():.2f}-{d.token_similarity.max():.2f} over the layers."
         )
     inside, outside = d.loc[pruned].mean(), d.drop(index=pruned).mean()
@@ -75,10 +75,10 @@ def sentence(results: pd.DataFrame, model: str) -> str:
         else "it does not meet the premise there: tokens less alike and attention less uniform than elsewhere"
     )
     return (
-        f"{model}: in the {len(pruned)} layers HARP prunes ({layer_span(pruned)}) Sim(H) averages "
+        f"{name}: in the {len(pruned)} layers HARP prunes ({layer_span(pruned)}) Sim(H) averages "
         f"{inside.token_similarity:.2f} against {outside.token_similarity:.2f} in the other layers, attention "
         f"entropy {inside.attention_entropy:.2f} against {outside.attention_entropy:.2f}, and the pass-through error "
-        f"{inside.passthrough_error:.2f} against {outside.passthrough_error:.2f}: {verdict}."
+        f"{inside.passthrough_error:.2f} against {outside.passthrough_error:.2f}; {verdict}."
     )
 
 
