@@ -36,7 +36,7 @@ EAGER = "eager"
 def main(cfg: Config, tracker) -> None:
     calibration = load_calibration(cfg.calibration_file())  # before the model: a damaged set fails fast
     model, _ = load_for(replace(cfg, model=replace(cfg.model, attn_implementation=EAGER)))
-    measured = measure_layers(model, calibration, batch_size=cfg.method.batch_size, progress=cfg.progress)
+    measured = measure_layers(model, calibration, batch_size=cfg.method.search.batch_size, progress=cfg.progress)
     size = {"source": cfg.calibration_set().source, "sequences": calibration.shape[0], "tokens": calibration.numel()}
     rows = [r | size for r in measured]
     out = cfg.diagnostics_file()
