@@ -172,10 +172,11 @@ ROWS = [
     _longbench("passage_retrieval_en", "PRe", docs.long_retrieval),
     _longbench("lcc", "Lcc", docs.long_code),
     _longbench("repobench-p", "RB-P", docs.long_code_question),
-    # BIG-bench multiple choice: real tasks a 135M model answers above chance (the demo's SmolLM2 suite)
+    # BIG-bench multiple choice, zero-shot through lm-eval's own templates: the tasks where dense SmolLM2-135M scores
+    # furthest above chance of 27 measured (100-150 documents; README): +12, +10, +9, +9.5 points
+    _bigbench("phrase_relatedness", "PhraseRel"),
     _bigbench("general_knowledge", "GenKnow"),
     _bigbench("movie_recommendation", "MovieRec"),
-    _bigbench("emoji_movie", "EmojiMovie"),
     _bigbench("date_understanding", "Date"),
 ]
 SUITE: dict[str, SuiteTask] = {t.name: t for t in ROWS}
