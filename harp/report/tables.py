@@ -25,7 +25,12 @@ from harp.io import atomic_path
 DENSE = methods.label(methods.UNPRUNED)
 CHANCE = "Chance"  # the row of uniform guessing among each document's choices
 PUBLISHED = "published_alphas"  # conf/experiment/published_alphas.yaml: HARP with the authors' alphas, no search
-CATEGORIES = {"generation": "Generation", "discriminative": "Discriminative", "longbench": "LongBench"}
+CATEGORIES = {
+    "generation": "Generation",
+    "discriminative": "Discriminative",
+    "longbench": "LongBench",
+    "bigbench": "BIG-bench",  # the demo's real tasks (not one of the paper's tables)
+}
 PRUNED, KV = "Pruned (%)", "KV cache (-%)"
 SCORE_NOTE = (
     "Scores are the primary lm-eval metric multiplied by 100 and rounded to one decimal; in each column the best "
