@@ -219,6 +219,7 @@ def test_diagnosed_layers_come_from_the_file_and_the_search_waits_for_it(tmp_pat
     assert cfg.layer_count() == 3
 
     wf = yaml.safe_load((ROOT / "workflow/config.yaml").read_text())
+    wf |= {"suite": "tiny"}
     p = Pipeline(wf | {"experiment": "similarity_layers"}, conf_dir=ROOT / "conf")  # planned before any file exists
     expdir = "results/ablations/similarity_layers"
     assert p.search_inputs(expdir, "tiny") == [
@@ -228,7 +229,7 @@ def test_diagnosed_layers_come_from_the_file_and_the_search_waits_for_it(tmp_pat
     ]
     assert p.diagnose_inputs(expdir, "tiny") == ["results/models/tiny", f"{expdir}/tiny/calib/corpus-32x128-seed0.pt"]
     assert "results/tiny/diagnostics.csv" in Pipeline(wf, conf_dir=ROOT / "conf").targets()  # Figure 0's
-    for suite in ("demo", "paper"):
+    for suite in ("tiny", "paper"):
         assert "similarity_layers" in wf["suites"][suite]["experiments"]
 
 

@@ -266,7 +266,7 @@ def test_make_install_installs_the_pinned_wheel():
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        (["model.build=gguff"], "model.build is 'gguff'; choose one of tiny, gguf."),
+        (["model.build=gguff"], "model.build is 'gguff'; choose one of gguf, tiny (or null)."),
         (["model.gguf=null"], "model.build is gguf but model.gguf is null"),
         (["model.gguf.sha256=abc"], "model.gguf.sha256 is 'abc'; give the file's 64 lowercase hex digits."),
     ],
