@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from harp.errors import HarpError
-from harp.eval.tasks import SUITE
+from harp.eval.tasks import with_fixtures
+
+SUITE = {t.name: t for t in with_fixtures()}  # the tasks with offline fixtures (BIG-bench rows are real data)
 
 REPO = Path(__file__).resolve().parents[1]
 CONTRACT = {
