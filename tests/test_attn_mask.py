@@ -333,7 +333,8 @@ def test_workflow_plans_the_comparison_where_the_suite_asks():
 
     from harp.workflow import Pipeline
 
-    wf = yaml.safe_load((ROOT / "workflow/config.yaml").read_text()) | {"methods": ["attn_mask"], "experiments": []}
+    wf = yaml.safe_load((ROOT / "workflow/config.yaml").read_text()) | {"suite": "tiny", "methods": ["attn_mask"]}
+    wf["experiments"] = []
     p = Pipeline(wf, conf_dir=ROOT / "conf")
     assert {m for (_, _, m) in p.variants} == {"attn_mask"}  # the paper's budget needs no HARP plan
     assert "results/tiny/attn_mask/mask_compare.csv" in p.targets()

@@ -333,7 +333,7 @@ def test_the_demo_exports_harp_and_flap_once_their_scores_are_in():
     from harp.workflow import Pipeline
     from tests.helpers import ROOT
 
-    wf = yaml.safe_load((ROOT / "workflow/config.yaml").read_text()) | {"experiments": []}  # the main run only
+    wf = yaml.safe_load((ROOT / "workflow/config.yaml").read_text()) | {"suite": "tiny", "experiments": []}  # main run
     p = Pipeline(wf, conf_dir=ROOT / "conf")
     assert [t for t in p.targets() if t.endswith("/export")] == ["results/tiny/harp/export", "results/tiny/flap/export"]
     inputs = p.export_inputs("results", "tiny", "flap")
