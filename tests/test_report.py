@@ -362,10 +362,11 @@ def test_paper_sized_tables_fit_the_page(tmp_path):
         for model in ("llama3_1_8b", "mistral_7b_v0_3", "qwen2_7b", "gemma2_9b")
         for e, m in runs
         for t in SUITE.values()
+        if not t.bigbench  # the paper's 27 tasks
     ]
     frame = pd.DataFrame(rows).assign(kind="eval", score=0.5, limit=None, fixture=False, tiny_model=False)
     frame = frame.assign(pruning_ratio=0.02, kv_cache_reduction=0.25, score=[i % 97 / 97 for i in range(len(frame))])
-    tables = [paper_table(frame, c) for c in CATEGORIES]
+    tables = [t for t in (paper_table(frame, c) for c in CATEGORIES) if t is not None]
     write_tables(tables, tmp_path)
     (tmp_path / "tables.tex").write_text(document([t.name for t in tables]))
     build_pdf(tmp_path / "tables.tex", tmp_path / "tables.log")
