@@ -38,7 +38,7 @@ latex:
 ## demo: the embedded default end to end (tiny model, fixtures, HARP and baselines, tables and figures)
 demo: install latex data
 	$(PY) -m harp.cli.unlock  # a run killed hard left its lock: release it when no snakemake runs here
-	$(VENV)/bin/snakemake --cores $(CORES) --workflow-profile workflow/profiles/local
+	$(VENV)/bin/snakemake --cores $(CORES)
 	@echo "report: results/report.md (tables in results/tables/, figures in results/figures/)"
 
 ## test: the test suite

@@ -99,6 +99,12 @@ def test_chance_is_uniform_guessing_over_the_scored_documents():
         bigbench.chance(rows[1:2])
 
 
+def test_majority_is_always_giving_the_most_frequent_correct_answer():
+    rows = [{"multiple_choice_targets": ["yes", "no"], "targets": [t]} for t in ("yes", "no", "yes", "yes")]
+    assert bigbench.majority(rows) == 0.75
+    assert bigbench.majority(rows, limit=2) == 0.5
+
+
 def test_build_writes_rows_provenance_and_a_yaml_lm_eval_reads(tmp_path, monkeypatch):
     archive = _archive(tmp_path, {"general_knowledge": GENERAL, "winowhy": WINOWHY}, monkeypatch)
     out = tmp_path / "data"

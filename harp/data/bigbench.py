@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import tarfile
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -174,13 +175,25 @@ def hf_rows(task_json: dict) -> list[dict]:
     return rows
 
 
-def chance(rows: Sequence[dict], limit: int | None = None) -> float:
-    """Expected `acc` of uniform guessing: the mean of 1/len(choices) over the documents lm-eval scores (rows
-    with choices, as lm-eval's `filter_multiple_choice` keeps them, the first `limit` of them)."""
+def scored_docs(rows: Sequence[dict], limit: int | None = None) -> list[dict]:
+    """The documents lm-eval scores: rows with choices (its `filter_multiple_choice`), the first `limit`."""
     docs = [r for r in rows if r["multiple_choice_targets"]][:limit]
     if not docs:
-        raise HarpError("No multiple-choice documents to compute chance over.")
+        raise HarpError("No multiple-choice documents to score.")
+    return docs
+
+
+def chance(rows: Sequence[dict], limit: int | None = None) -> float:
+    """Expected `acc` of uniform guessing: the mean of 1/len(choices) over the scored documents."""
+    docs = scored_docs(rows, limit)
     return sum(1 / len(r["multiple_choice_targets"]) for r in docs) / len(docs)
+
+
+def majority(rows: Sequence[dict], limit: int | None = None) -> float:
+    """`acc` of always giving the most frequent correct answer of the scored documents: the bar a model biased
+    towards one label clears without skill."""
+    docs = scored_docs(rows, limit)
+    return Counter(r["targets"][0] for r in docs).most_common(1)[0][1] / len(docs)
 
 
 # ---------------------------------------------------------------- files lm-eval reads
