@@ -33,6 +33,12 @@ rule all:
         P.targets(),
 
 
+onsuccess:
+    # the main results table in the terminal, as lm-eval users expect (the report has the rest)
+    if artifacts.summary(RESULTS).is_file() and not workflow.dryrun:
+        print("\n" + artifacts.summary(RESULTS).read_text() + f"Report: {artifacts.report(RESULTS)}")
+
+
 include: "workflow/rules/data.smk"
 include: "workflow/rules/diagnose.smk"
 include: "workflow/rules/search.smk"

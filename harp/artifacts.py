@@ -158,6 +158,11 @@ def report(results_dir: str | Path) -> Path:
     return Path(results_dir) / "report.md"
 
 
+def summary(results_dir: str | Path) -> Path:
+    """The main results table as text: the report stage writes it, a finished `snakemake` prints it."""
+    return Path(results_dir) / "summary.md"
+
+
 def tables_dir(results_dir: str | Path) -> Path:
     return Path(results_dir) / "tables"
 

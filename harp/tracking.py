@@ -28,6 +28,20 @@ def logged_in() -> bool:
         return False
 
 
+def run_name(cfg: Config, stage: str, per_model: bool = True) -> str:
+    """model/method/stage[/task group][/experiment]: one name per job, so runs of one method's evaluation
+    shards (one per task or category) are told apart."""
+    group = None
+    if stage == "evaluate":
+        from harp.artifacts import eval_job
+        from harp.eval.tasks import selected, suite_task
+
+        tasks = list(selected(cfg.eval.tasks, cfg.eval.select))
+        group = eval_job(tasks, [suite_task(t).category for t in tasks])
+    model, method = (cfg.model.name, cfg.method.name) if per_model else (None, None)
+    return "/".join(filter(None, [model, method, stage, group, cfg.experiment]))
+
+
 @contextmanager
 def tracked_run(cfg: Config, stage: str, per_model: bool = True) -> Iterator[object | None]:
     """A wandb run for one stage, or None when tracking is disabled.
@@ -51,12 +65,7 @@ def tracked_run(cfg: Config, stage: str, per_model: bool = True) -> Iterator[obj
         entity=cfg.tracking.entity,
         group=cfg.model.name if per_model else stage,
         job_type=stage,
-        name="/".join(
-            filter(
-                None,
-                [cfg.model.name if per_model else None, cfg.method.name if per_model else None, stage, cfg.experiment],
-            )
-        ),
+        name=run_name(cfg, stage, per_model),
         config=asdict(cfg),
         dir=cfg.tracking.dir,
         mode=cfg.tracking.mode,

@@ -23,7 +23,8 @@ from harp.eval.tasks import SUITE
 from harp.eval.tasks import label as task_label
 from harp.report.collect import collect, load_results
 from harp.report.latex import overflows
-from harp.report.tables import latex_escape, method_order
+from harp.report.page import summary
+from harp.report.tables import build_tables, latex_escape, method_order
 from tests.report_fixtures import ABLATIONS, METHODS, MODELS, PUBLISHED, TASKS, make_results
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -311,6 +312,16 @@ def test_report_page(results):
     assert re.search(r"\| \*Qwen/Qwen2-7B\* +\|", page) and "HARP, published α" in page  # the paper's blocks
 
 
+def test_summary_opens_with_the_real_data_else_the_first_table(results):
+    """The text a finished `snakemake` prints: each model evaluated on real data at a glance; with fixtures alone
+    (the tiny model) the first table, labelled as a pipeline check."""
+    assert (results / "summary.md").read_text().startswith("## Qwen/Qwen2-7B: at a glance")
+    frame = load_results(results / "all_results.csv")
+    tiny = frame[frame.model == "tiny"]
+    tables = build_tables(tiny)
+    assert summary(tiny, tables).startswith(f"## {tables[0].name} (pipeline check, not paper numbers)")
+
+
 def test_report_stage_needs_collect_first(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         run_stage("report", tmp_path)
@@ -337,6 +348,7 @@ def test_tables_document_inputs_every_table(results):
     assert sorted(inputs) == sorted(p.stem for p in (results / "tables").glob("*.tex") if p.stem != "tables")
     assert inputs[:3] == list(TASKS)  # the paper's tables first
     assert "\\usepackage{booktabs}" in doc and "\\usepackage{graphicx}" in doc
+    assert "\\usepackage[T1]{fontenc}" in doc  # else `L<i>` prints as "L¡i¿"
 
 
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex is not installed (.ci/run installs it)")

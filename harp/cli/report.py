@@ -17,7 +17,7 @@ from harp.io import atomic_dir
 from harp.report.collect import check_current, load_results
 from harp.report.figures import write_figures
 from harp.report.latex import build_pdf, document, overflows
-from harp.report.page import render, write_page
+from harp.report.page import render, summary, write_page
 from harp.report.tables import build_tables, write_tables
 
 
@@ -39,6 +39,7 @@ def main(cfg: Config, tracker) -> None:
         figures = [figures_dir / p.name for p in write_figures(results, figures_tmp)]
         t = cfg.tracking
         page = render(results, tables, figures, results_dir, Path(t.dir), t.project, t.entity, pdf is not None)
+    write_page(summary(results, tables), artifacts.summary(results_dir))
     write_page(page, artifacts.report(results_dir))
     pdf_path = artifacts.tables_pdf(tables_dir)
     if pdf is None:

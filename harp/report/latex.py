@@ -16,7 +16,9 @@ from pathlib import Path
 from harp.errors import HarpError
 from harp.io import atomic_path
 
-PACKAGES = ("booktabs", "graphicx")  # rules; \resizebox (tables scaled down to the page)
+# T1: `<`, `>` and `|` print as themselves (OT1 has no such glyphs: `L<i>` came out as "L¡i¿"); booktabs: rules;
+# graphicx: \resizebox (tables scaled down to the page)
+PACKAGES = ("[T1]{fontenc}", "{booktabs}", "{graphicx}")
 OVERFULL = re.compile(r"^Overfull \\hbox \((\d+(?:\.\d+)?)pt too wide\)", re.M)
 TOO_LARGE = re.compile(r"Float too large for page by (\d+(?:\.\d+)?)pt", re.M)
 TIMEOUT_S = 300
@@ -24,7 +26,7 @@ TIMEOUT_S = 300
 
 def document(names: list[str]) -> str:
     """A document that inputs the tables `names` (file stems beside it), one page each."""
-    preamble = "\n".join(f"\\usepackage{{{p}}}" for p in PACKAGES)
+    preamble = "\n".join(f"\\usepackage{p}" for p in PACKAGES)
     inputs = "\n".join(f"\\input{{{name}}}\n\\clearpage" for name in names)
     return f"\\documentclass{{article}}\n{preamble}\n\\begin{{document}}\n{inputs}\n\\end{{document}}\n"
 

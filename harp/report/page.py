@@ -162,6 +162,15 @@ def render(
     return "\n".join(lines) + "\n"
 
 
+def summary(results: pd.DataFrame, tables: list[Table]) -> str:
+    """What a finished run prints in the terminal: the opening of each model evaluated on real data, else (the tiny
+    model, fixtures) the first table."""
+    lines = headline(results)
+    if not lines and tables:
+        lines = [f"## {tables[0].name} (pipeline check, not paper numbers)", "", to_markdown(tables[0]), ""]
+    return "\n".join(lines) + "\n"
+
+
 def write_page(text: str, path: Path) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)

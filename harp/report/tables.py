@@ -5,7 +5,7 @@ as row blocks and the methods as rows inside each block; per-model tables, the a
 the alphas are extras. A `Table` holds numbers already scaled and rounded, so the LaTeX file, the markdown
 of the report page and the tests all see the same values; the best pruned value per column and model block
 is bolded in both renderings (not in the mask comparison, whose rows are sparsity levels, not rivals). Each
-.tex file is a `table` float that a paper can `\\input` (needs `\\usepackage{booktabs}` and
+.tex file is a `table` float that a paper can `\\input` (needs `\\usepackage[T1]{fontenc}`, `\\usepackage{booktabs}` and
 `\\usepackage{graphicx}`: a table wider than the text is scaled down to it).
 """
 

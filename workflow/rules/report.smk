@@ -22,6 +22,7 @@ rule report:
         str(artifacts.all_results(RESULTS)),
     output:
         str(artifacts.report(RESULTS)),
+        str(artifacts.summary(RESULTS)),
         directory(str(artifacts.tables_dir(RESULTS))),
         directory(str(artifacts.figures_dir(RESULTS))),
     log:
