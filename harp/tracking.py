@@ -31,13 +31,9 @@ def logged_in() -> bool:
 def run_name(cfg: Config, stage: str, per_model: bool = True) -> str:
     """model/method/stage[/task group][/experiment]: one name per job, so runs of one method's evaluation
     shards (one per task or category) are told apart."""
-    group = None
-    if stage == "evaluate":
-        from harp.artifacts import eval_job
-        from harp.eval.tasks import selected, suite_task
+    from harp.eval.tasks import job_group
 
-        tasks = list(selected(cfg.eval.tasks, cfg.eval.select))
-        group = eval_job(tasks, [suite_task(t).category for t in tasks])
+    group = job_group(cfg.eval.tasks, cfg.eval.select) if stage == "evaluate" else None
     model, method = (cfg.model.name, cfg.method.name) if per_model else (None, None)
     return "/".join(filter(None, [model, method, stage, group, cfg.experiment]))
 

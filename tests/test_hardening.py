@@ -248,8 +248,18 @@ def test_a_second_run_of_the_same_job_is_refused_while_the_first_holds_its_lock(
     from tests.helpers import compose
 
     cfg = compose(f"results_dir={finished[0]}", *QUICK, GRID)
-    with stage_lock(cfg, "collect"):
+    with stage_lock(cfg, "collect", per_model=False):
         fails(capsys, 2, "Another run is doing this collect job now", finished, "collect")
+
+
+def test_the_lock_is_keyed_on_the_outputs_not_on_the_whole_config(capsys, finished):
+    """Two perplexity runs that differ in a setting perplexity does not write by still write one ppl.json."""
+    from harp.cli._app import stage_lock
+    from tests.helpers import compose
+
+    cfg = compose(f"results_dir={finished[0]}", *QUICK, GRID, "eval.limit=3")
+    with stage_lock(cfg, "perplexity"):
+        fails(capsys, 2, "Another run is doing this perplexity job now", finished, "perplexity")
 
 
 def test_leftover_temporaries_of_a_killed_render_are_cleared(finished, tmp_path):

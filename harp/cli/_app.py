@@ -21,7 +21,7 @@ from harp import artifacts
 from harp.config import Config, compose, register_configs, validate
 from harp.errors import HarpError
 from harp.io import atomic_path
-from harp.tracking import tracked_run
+from harp.tracking import run_name, tracked_run
 
 
 def conf_dir() -> str:
@@ -52,7 +52,7 @@ def stage(name: str, per_model: bool = True) -> Callable:
                     os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
                     os.environ["TQDM_DISABLE"] = "1"
                 writable(Path(cfg.results_dir))
-                with stage_lock(cfg, name), tracked_run(cfg, name, per_model) as tracker:
+                with stage_lock(cfg, name, per_model), tracked_run(cfg, name, per_model) as tracker:
                     fn(cfg, tracker)
             except HarpError as err:
                 print(f"error: {err}", file=sys.stderr)
@@ -92,11 +92,12 @@ def writable(results_dir: Path) -> None:
 
 
 @contextmanager
-def stage_lock(cfg: Config, name: str) -> Iterator[None]:
-    """Hold a lock on this job (stage + resolved config) in the results folder while it runs, so a second run
-    of the same job (another checkout sharing the folder) is refused instead of writing the same files."""
-    settings = asdict(cfg) | {"tracking": None, "progress": None}
-    key = hashlib.sha256(f"{name}\n{yaml.safe_dump(settings, sort_keys=True)}".encode()).hexdigest()[:16]
+def stage_lock(cfg: Config, name: str, per_model: bool = True) -> Iterator[None]:
+    """Hold a lock on this job's outputs in the results folder while it runs, so a second run writing them (the
+    same job, or one whose config differs in what does not move its outputs, such as `eval.limit` for
+    perplexity) is refused instead of writing the same files. The outputs are named by the job's run name:
+    model/method/stage/task group/experiment."""
+    key = hashlib.sha256(run_name(cfg, name, per_model).encode()).hexdigest()[:16]
     path = artifacts.lock_file(cfg.results_dir, f"{name}-{key}")
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a+") as handle:

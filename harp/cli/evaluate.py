@@ -18,7 +18,7 @@ from harp.data import bigbench
 from harp.errors import HarpError
 from harp.eval import longbench
 from harp.eval.fixtures import fixture_tasks_dir
-from harp.eval.tasks import LONGBENCH, selected, suite_task
+from harp.eval.tasks import LONGBENCH, job_group, selected, suite_task
 from harp.io import write_json
 from harp.pruning.plan import apply_plan, load_plan, plan_hash
 from harp.records import finite
@@ -97,8 +97,7 @@ def main(cfg: Config, tracker) -> None:
             f"{cfg.model.name}/{cfg.method.name} {name}: {result['primary_metric']} = {result['score']:.4f} "
             f"({result['n_samples']} samples{', fixture' if e.fixtures else ''}, {result['seconds']:.1f} s)"
         )
-    job = artifacts.eval_job(list(tasks), [suite_task(t).category for t in tasks])  # a method's shards run at once
-    save_config(cfg, out_dir, f"evaluate_{job}")
+    save_config(cfg, out_dir, f"evaluate_{job_group(e.tasks, e.select)}")  # a method's shards run at once
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ import difflib
 from dataclasses import dataclass
 from pathlib import Path
 
+from harp import artifacts
 from harp.data import bigbench
 from harp.errors import HarpError
 from harp.eval import fixture_docs as docs
@@ -212,3 +213,10 @@ def selected(tasks: list[str], select: list[str] | None) -> dict[str, int]:
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise HarpError(f"eval.select names {', '.join(missing)}, not among the configured eval.tasks.{hint}")
     return {name: shots[name] for name in select}
+
+
+def job_group(tasks: list[str], select: list[str] | None) -> str:
+    """The name of the evaluation job of `select` among `tasks` (its task, its category, or `all`): what its
+    log, config record, lock and wandb run are named by."""
+    names = list(selected(tasks, select))
+    return artifacts.eval_job(names, [suite_task(t).category for t in names])
