@@ -259,6 +259,9 @@ class SpeedConfig:
             raise HarpError(f"speed.seq_lens is {self.seq_lens}; give positive sequence lengths.")
 
 
+DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")  # what resolve_device takes (auto: a GPU when one is visible)
+
+
 @dataclass
 class TrackingConfig:
     enabled: bool = True
@@ -498,8 +501,15 @@ def check_values(cfg: Config) -> None:
     """Every declared choice and range of the schema (`check_fields`) and the rules across keys, checked
     wherever a config is composed (each stage, and the workflow planner before any job starts), so a bad value
     is one sentence up front."""
+    from harp import methods
+
     for part in ("model", "method", "data", "budget", "eval", "speed", "tracking"):
         section = getattr(cfg, part)
         check_fields(section, part)
         if hasattr(section, "check"):
             section.check()
+    if methods.get(cfg.method.name).chooses_layers:  # HARP's layer count and any fixed alphas, for every stage
+        cfg.check_layers()
+    for key, value in (("device", cfg.device), ("speed.device", cfg.speed.device)):
+        if not DEVICE.fullmatch(value):
+            raise HarpError(f"{key}={value} is not a device; use auto, cpu, cuda or cuda:<index>.")

@@ -181,8 +181,6 @@ class Pipeline:
             if experiment != MAIN:
                 overrides += (f"experiment={experiment}",)
             cfg = compose(self.conf_dir, list(overrides))
-            if methods.get(method).chooses_layers:  # an impossible L, layer position or alpha list fails now
-                cfg.check_layers()
             if cfg.model.architecture:  # a 2:4 mask the published architecture cannot take fails now too
                 cfg.method.check_model(cfg.model.architecture["hidden_size"])
             self.variants[key] = Variant(experiment, model, method, cfg, overrides)

@@ -119,6 +119,9 @@ def fails(capsys, code: int, message: str, finished, name: str, *overrides: str)
         ("prune", ["method=flap", "method.counts=exact"], "method.counts is 'exact'"),
         ("prune", ["method=flap", "method.statistics=variance"], "method.statistics is 'variance'"),
         ("speed", ["speed.repeats=0"], "speed.repeats is 0"),
+        ("prune", ["device=gpu"], "device=gpu is not a device; use auto, cpu, cuda or cuda:<index>"),
+        ("speed", ["speed.device=tpu"], "speed.device=tpu is not a device"),
+        ("prune", ["method.alphas=[0.5]"], "1 method.alphas were given for 3 pruned layers"),
     ],
 )
 def test_bad_values_are_one_sentence(capsys, finished, name, overrides, message):
