@@ -9,12 +9,12 @@ diagnose stage, which recomputes it.
 from __future__ import annotations
 
 import csv
-import io
 import math
 from pathlib import Path
 
 from harp.errors import HarpError
 from harp.io import atomic_path
+from harp.records import read_csv_whole
 
 # the measurements (harp.eval.layer_diagnostics defines each), then what they were measured on
 MEASURES = ("token_similarity", "attention_entropy", "passthrough_error", "passthrough_alpha")
@@ -47,24 +47,9 @@ def write_diagnostics(path: str | Path, rows: list[dict]) -> None:
 def read_diagnostics(path: str | Path, num_layers: int | None = None) -> list[dict]:
     """The rows of a diagnostics file, checked whole: the header, layers 0..N-1 in order (N = `num_layers` when
     given), every value present, finite and in range, the file complete. Anything else is one sentence."""
-    path = Path(path)
     fix = "rerun the diagnose stage (`python -m harp.cli.diagnose`), which recomputes it"
-    if not path.exists():
-        raise HarpError(f"{path} does not exist; run the diagnose stage (`python -m harp.cli.diagnose`) first.")
-    try:
-        text = path.read_text()
-    except (UnicodeDecodeError, OSError) as err:
-        raise HarpError(f"{path} cannot be read ({type(err).__name__}); {fix}.") from None
-    lines = list(csv.reader(io.StringIO(text)))
-    if not lines or lines[0] != COLUMNS:
-        raise HarpError(f"{path} is not a diagnostics file (its header is not {','.join(COLUMNS)}); {fix}.")
-    if len(lines) == 1 or not text.endswith("\n"):
-        raise HarpError(f"{path} is incomplete (no rows, or its last line is cut); {fix}.")
-    rows = []
-    for number, values in enumerate(lines[1:], start=2):
-        if len(values) != len(COLUMNS):
-            raise HarpError(f"{path}: line {number} has {len(values)} fields, not {len(COLUMNS)}; {fix}.")
-        rows.append(_typed(path, number, dict(zip(COLUMNS, values)), fix))
+    lines = read_csv_whole(path, COLUMNS, "a diagnostics file", fix)
+    rows = [_typed(Path(path), number, dict(zip(COLUMNS, values)), fix) for number, values in enumerate(lines, 2)]
     if [r["layer"] for r in rows] != list(range(len(rows))):
         raise HarpError(f"{path} does not list the layers 0..{len(rows) - 1} in order; {fix}.")
     if num_layers is not None and len(rows) != num_layers:

@@ -1,4 +1,5 @@
-"""Reading and writing the JSON records the stages pass to each other (torch-free): the one reader per record.
+"""Reading and writing the records the stages pass to each other (JSON, and CSV tables; torch-free): the one
+reader per record.
 
 Each reader checks the record's shape, types and finiteness before anything uses it, so a damaged or
 hand-edited file is one sentence that names the file and the fix, never a traceback or a NaN result.
@@ -6,6 +7,8 @@ hand-edited file is one sentence that names the file and the fix, never a traceb
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 from pathlib import Path
 from typing import Any
@@ -75,6 +78,30 @@ def _names(kind: Any) -> str:
 def write_alphas(path: str | Path, alphas: dict[int, float], **summary: Any) -> None:
     """The search stage's record: the summary first, then `alphas` (layer -> alpha, keys as strings)."""
     write_json(path, summary | {"alphas": {str(k): v for k, v in alphas.items()}})
+
+
+def read_csv_whole(path: str | Path, columns: list[str], what: str, fix: str) -> list[list[str]]:
+    """The data rows of a CSV file harp wrote, checked whole before anything reads it: readable UTF-8, the
+    header `columns`, at least one row, every row complete and the last one ended (a write cut short). Anything
+    else is one sentence naming the file, what it should be (`what`) and the `fix`."""
+    path = Path(path)
+    if not path.exists():
+        raise HarpError(f"{path} does not exist; {fix}.")
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        raise HarpError(f"{path} is not UTF-8 text; {fix}.") from None
+    except OSError as err:
+        raise HarpError(f"{path} cannot be read ({err.strerror}); {fix}.") from None
+    rows = list(csv.reader(io.StringIO(text)))
+    if not rows or rows[0] != columns:
+        raise HarpError(f"{path} is not {what} (its header is not {','.join(columns)}); {fix}.")
+    if len(rows) == 1:
+        raise HarpError(f"{path} holds no rows, only its header; {fix}.")
+    short = next((i for i, row in enumerate(rows[1:], start=2) if len(row) != len(columns)), None)
+    if short is not None or not text.endswith("\n"):
+        raise HarpError(f"{path} is truncated (line {short or len(rows)} is incomplete); {fix}.")
+    return rows[1:]
 
 
 def check_alphas(path: str | Path, alphas: dict, fix: str) -> dict[int, float]:

@@ -165,7 +165,7 @@ def test_record_round_trips_and_ranks_the_layers(tmp_path):
 @pytest.mark.parametrize(
     "damage, message",
     [
-        (lambda t: t[:-10], "is incomplete"),  # a write cut short
+        (lambda t: t[:-10], "is truncated"),  # a write cut short
         (lambda t: t.replace("0.5", "1.5", 1), "attention_entropy is 1.5, outside"),
         (lambda t: t.replace("0.9", "nan", 1), "passthrough_error is nan"),
         (lambda t: "garbage\n", "is not a diagnostics file"),

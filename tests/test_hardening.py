@@ -9,8 +9,10 @@ evaluated tasks, collect, report) is built once; each case then runs a stage in 
 from __future__ import annotations
 
 import contextlib
+import csv
 import hashlib
 import importlib
+import io
 import json
 import os
 import shutil
@@ -193,7 +195,7 @@ CASES = [  # (file relative to results, its damaged content, stage, overrides, m
     ("tiny/harp/eval/winogrande.json", b"null", "collect", [], "holds NoneType"),
     ("tiny/harp/eval/winogrande.json", b"\x80\x81", "collect", [], "is not UTF-8 text"),
     ("tiny/harp/ppl.json", b'{"perplexity": "low"}', "collect", [], "perplexity is 'low', not int or a number"),
-    ("all_results.csv", b"", "report", [], "does not have the columns the collect stage writes"),
+    ("all_results.csv", b"", "report", [], "is not the table the collect stage writes"),
     ("all_results.csv", b"\x00\x01\x02\xff", "report", [], "is not UTF-8 text"),
     ("tiny/calib/corpus-4x32-seed0.pt", b"not a tensor", "search", ["method.search.grid=[0.0,1.0]"], "is unreadable"),
 ]
@@ -226,9 +228,19 @@ def test_a_truncated_results_table_leaves_the_report_as_it_was(capsys, finished,
     path = finished[0] / "all_results.csv"
     text = path.read_bytes()
     content = text.split(b"\n")[0] + b"\n" if cut == "header" else text[: len(text) * 2 // 3]
-    message = "holds no results, only its header" if cut == "header" else "is truncated"
+    message = "holds no rows, only its header" if cut == "header" else "is truncated"
     with damaged(path, content):
         fails(capsys, 2, message, (finished[0], snapshot(finished[0])), "report")
+
+
+def test_a_results_table_with_a_word_for_a_score_is_one_sentence(capsys, finished):
+    path = finished[0] / "all_results.csv"
+    rows = list(csv.reader(io.StringIO(path.read_text())))
+    rows[1][rows[0].index("score")] = "high"
+    text = io.StringIO()
+    csv.writer(text, lineterminator="\n").writerows(rows)
+    with damaged(path, text.getvalue().encode()):
+        fails(capsys, 2, "the score column holds 'high', not a number", (finished[0], snapshot(finished[0])), "report")
 
 
 def test_a_results_table_older_than_the_results_on_disk_is_refused(capsys, finished):

@@ -27,8 +27,6 @@ plan (or perplexity record) is there, `model_id`, `pruning_ratio` and `kv_cache_
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from pathlib import Path
 
@@ -43,6 +41,7 @@ from harp.records import (
     SPEED_COLUMNS,
     TRACE_COLUMNS,
     read_alphas_record,
+    read_csv_whole,
     read_eval_result,
     read_perplexity,
     read_plan_record,
@@ -77,6 +76,8 @@ COLUMNS = [
     "rank_by",
     "versions",
 ]
+NUMERIC = ["score", "stderr", "chance", "n_samples", "num_fewshot", "limit", "pruning_ratio", "kv_cache_reduction"]
+NUMERIC += ["layer", "alpha", "published_alpha", "step", "sparsity"]
 
 
 def _visible(paths) -> list[Path]:
@@ -233,25 +234,17 @@ def write_results(frame: pd.DataFrame, path: str | Path) -> None:
 
 
 def load_results(path: str | Path) -> pd.DataFrame:
-    """Read the collected table back (what the report stage and the notebook start from), checked whole:
-    the columns collect writes, every row complete, the last one ended, at least one row."""
-    path = Path(path)
+    """Read the collected table back (what the report stage and the notebook start from), checked whole
+    (`records.read_csv_whole`) and every number a number."""
     fix = "rerun the collect stage (`python -m harp.cli.collect`)"
-    if not path.exists():
-        raise HarpError(f"{path} does not exist; {fix}.")
-    try:
-        text = path.read_text()
-    except UnicodeDecodeError:
-        raise HarpError(f"{path} is not UTF-8 text; {fix}.") from None
-    rows = list(csv.reader(io.StringIO(text)))
-    if not rows or rows[0] != COLUMNS + SPEED_COLUMNS:
-        raise HarpError(f"{path} does not have the columns the collect stage writes; {fix}.")
-    if len(rows) == 1:
-        raise HarpError(f"{path} holds no results, only its header; {fix}.")
-    short = next((i for i, row in enumerate(rows[1:], start=2) if len(row) != len(rows[0])), None)
-    if short is not None or not text.endswith("\n"):
-        raise HarpError(f"{path} is truncated (line {short or len(rows)} is incomplete); {fix}.")
-    return pd.read_csv(io.StringIO(text), keep_default_na=True)
+    read_csv_whole(path, COLUMNS + SPEED_COLUMNS, "the table the collect stage writes", fix)
+    frame = pd.read_csv(path, keep_default_na=True)
+    for column in NUMERIC:
+        if not pd.api.types.is_numeric_dtype(frame[column]):  # pandas found a value that is not a number
+            numbers = pd.to_numeric(frame[column], errors="coerce")
+            bad = frame[column][numbers.isna() & frame[column].notna()].iloc[0]
+            raise HarpError(f"{path}: the {column} column holds {bad!r}, not a number; {fix}.")
+    return frame
 
 
 def check_current(frame: pd.DataFrame, path: str | Path, results_dir: str | Path) -> None:
