@@ -13,9 +13,13 @@ try:
 except HarpError as err:
     raise WorkflowError(str(err)) from None
 
-PY = sys.executable  # the interpreter running snakemake: its environment has harp installed
-RESULTS = P.results_dir
 ENV = "../../environment.yml"  # conda environment of every rule (with --software-deployment-method conda)
+# The interpreter of every job: with --software-deployment-method conda, the `python` of ENV's environment (which
+# Snakemake activates per job; harp itself is imported from the checkout, the jobs' working directory); otherwise
+# the interpreter running snakemake, whose environment has harp installed.
+CONDA = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
+PY = "python" if CONDA else sys.executable
+RESULTS = P.results_dir
 # wildcard patterns of the per-model and per-method folders, from harp.artifacts
 EXPDIR = "{expdir}"
 METHOD_DIR = artifacts.method_dir(EXPDIR, "{model}", "{method}")
