@@ -82,6 +82,7 @@ class ModelConfig:
     name: str = MISSING  # results/<name>/...
     display: Optional[str] = None  # how tables and reports name the model (what it is, where from); null: name
     source: str = MISSING  # HF hub id or local path
+    gated: bool = False  # the hub asks to accept a licence before download (harp.cli.download says where)
     family: str = MISSING  # llama | mistral | qwen2 | gemma2
     dtype: str = choice(*DTYPES, default="bfloat16")
     num_layers: int = MISSING  # decoder layers (checked against the checkpoint)

@@ -138,8 +138,11 @@ class Pipeline:
             f"speed={pick('speed') or 'cpu'}",
             f"tracking={tracking}",
             f"results_dir={self.results_dir}",
+            *map(str, suite.get("overrides") or []),  # the suite's settings, then the run's (--config) on top
             *map(str, wf.get("overrides") or []),
         )
+        # false: ablations are measured by held-out perplexity alone (the demo: evaluation dominates its cost)
+        self.ablation_eval: bool = suite.get("ablation_eval", True)
         self._check(experiments, pick("eval"), pick("speed"), tracking)
 
         # ablations rerun HARP (and whatever it needs) with their overrides; the main run is skipped with experiment=X
@@ -324,7 +327,9 @@ class Pipeline:
         out = []
         for v in self.variants.values():
             d = v.cfg.method_dir
-            out += [artifacts.plan(d), artifacts.perplexity(d), *(artifacts.eval_result(d, t) for t in self.tasks)]
+            out += [artifacts.plan(d), artifacts.perplexity(d)]
+            if v.experiment == MAIN or self.ablation_eval:
+                out += [artifacts.eval_result(d, t) for t in self.tasks]
             if v.method == methods.SEARCHED:
                 out.append(artifacts.alphas(v.cfg.experiment_dir, v.model))
                 if v.experiment == MAIN:  # Theorem 1's premise on every model HARP runs on (Figure 0)
