@@ -36,7 +36,7 @@ rule all:
 onsuccess:
     # the main results table in the terminal, as lm-eval users expect (the report has the rest)
     if artifacts.summary(RESULTS).is_file() and not workflow.dryrun:
-        print("\n" + artifacts.summary(RESULTS).read_text() + f"Report: {artifacts.report(RESULTS)}")
+        print(f"\n{artifacts.summary(RESULTS).read_text()}Report: {artifacts.report(RESULTS)}")
 
 
 include: "workflow/rules/data.smk"

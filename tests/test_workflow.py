@@ -331,3 +331,17 @@ def test_method_overrides_change_that_method_alone():
         if method != "harp":
             for stage in ("prune", "evaluate", "perplexity"):
                 assert base.settings(stage, expdir, "tiny", method) == narrowed.settings(stage, expdir, "tiny", method)
+
+
+def test_a_suite_can_set_overrides_and_measure_ablations_by_perplexity_alone():
+    """The demo's shape: suite-level overrides reach every job (the run's own --config overrides win), and with
+    ablation_eval false an ablation asks for its plan and perplexity, no task scores."""
+    suite = WF["suites"]["tiny"] | {"overrides": ["data.num_samples=8"], "ablation_eval": False}
+    p = Pipeline(WF | {"suite": "mine", "suites": {"mine": suite}, "overrides": ["eval.limit=3"]}, ROOT / "conf")
+    cfg = p.variant(p.experiment_dir(MAIN), "tiny", "harp").cfg
+    assert cfg.data.num_samples == 8 and cfg.eval.limit == 3
+    ablation = str(p.variant(p.experiment_dir("no_rescale"), "tiny", "harp").cfg.method_dir)
+    main = str(p.variant(p.experiment_dir(MAIN), "tiny", "harp").cfg.method_dir)
+    assert any(t.startswith(ablation) and t.endswith("ppl.json") for t in p.targets())
+    assert not any(t.startswith(ablation + "/eval/") for t in p.targets())
+    assert any(t.startswith(main + "/eval/") for t in p.targets())

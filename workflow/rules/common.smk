@@ -1,5 +1,6 @@
 # Shared by all rules: the pipeline plan (harp.workflow), the folder patterns (harp.artifacts),
 # the interpreter, the conda environment and per-model resources.
+import json
 import sys
 
 from snakemake.exceptions import WorkflowError

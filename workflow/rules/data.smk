@@ -73,3 +73,22 @@ rule calibrate:
         settings=lambda wc: P.calibration_settings(wc.expdir, wc.model, wc.calib),
     shell:
         "OMP_NUM_THREADS={threads} {params.py} -m harp.cli.calibrate {params.command} > {log:q} 2>&1"
+
+
+# `snakemake download --cores 1` (on a machine with internet, e.g. a cluster's login node): every model and
+# dataset this run reads, into the Hugging Face cache once; the jobs then run with HF_HUB_OFFLINE=1.
+rule download:
+    localrule: True
+    log:
+        str(artifacts.job_log(RESULTS, "download")),
+    conda:
+        ENV
+    params:
+        py=PY,
+        pairs=" ".join(
+            f"{k}='{json.dumps(config[k])}'"
+            for k in ("suite", "models", "methods", "experiments", "experiment", "export_methods")
+            if config.get(k) is not None
+        ),
+    shell:
+        "set -o pipefail; {params.py} -m harp.cli.download --config {params.pairs} 2>&1 | tee {log:q}"
