@@ -78,9 +78,9 @@ rule calibrate:
 # `snakemake download --cores 1` (on a machine with internet, e.g. a cluster's login node): every model and
 # dataset this run reads, into the Hugging Face cache once; the jobs then run with HF_HUB_OFFLINE=1.
 rule download:
-    localrule: True
     log:
         str(artifacts.job_log(RESULTS, "download")),
+    localrule: True
     conda:
         ENV
     params:
