@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from harp.errors import HarpError
 from harp.eval.tasks import with_fixtures
@@ -55,12 +57,12 @@ def tiny(tiny_model_dir):
     return load_model(str(tiny_model_dir), dtype="float32", device="cpu")
 
 
-def test_fixtures_feed_every_task_definition(fixtures_root):
+def test_fixtures_feed_every_task_definition(fixtures_root, tmp_path):
     """Every fixture task loads through its lm-eval definition and renders prompt, target and choices."""
     from harp.eval.lm_eval_driver import task_manager
 
     groups = {name: row for name, row in SUITE.items() if row.is_group}
-    loaded = task_manager(list(SUITE), fixtures_root).load(list(SUITE))
+    loaded = task_manager(list(SUITE), fixtures_root, None, tmp_path).load(list(SUITE))
     assert set(groups) <= set(loaded["groups"])
     assert len(loaded["tasks"]) == len(SUITE) - len(groups) + sum(len(r.subtasks) for r in groups.values())
     for name, task in loaded["tasks"].items():
@@ -73,6 +75,25 @@ def test_fixtures_feed_every_task_definition(fixtures_root):
             if task.config.output_type == "multiple_choice":
                 choices = task.doc_to_choice(doc)
                 assert len(choices) >= 2 and len(set(map(str, choices))) == len(choices), name
+
+
+def test_a_moved_fixtures_folder_is_read_where_it_lies(fixtures_root, tmp_path):
+    """The folder holds data alone; the task YAMLs are written at evaluation time and name the data where it is
+    now, so a copied results folder evaluates its own data (and nothing in it is loaded as a task definition)."""
+    from harp.eval.fixtures import fixture_task_yamls
+
+    assert not list(fixtures_root.rglob("*.yaml"))
+    moved = shutil.copytree(fixtures_root, tmp_path / "moved")
+    yamls = fixture_task_yamls(moved, ["boolq", "mmlu"], tmp_path / "yamls")
+    files = [
+        f
+        for y in yamls.glob("*.yaml")
+        for f in yaml.safe_load(y.read_text()).get("dataset_kwargs", {}).get("data_files", {}).values()
+    ]
+    assert files and all(f.startswith(str(moved.resolve())) for f in files)
+    (moved / "data" / "boolq" / "validation.jsonl").unlink()
+    with pytest.raises(HarpError, match="No offline fixtures for boolq"):
+        fixture_task_yamls(moved, ["boolq"], tmp_path / "again")
 
 
 def test_fixtures_are_deterministic(fixtures_root, tmp_path):

@@ -35,7 +35,8 @@ def check(model: str, tasks: list[str], limit: int | None, data_dir: Path, batch
     if missing:
         bigbench.build_tasks(missing, data_dir)
     lm = HFLM(pretrained=model, batch_size=batch_size, device="cpu")
-    manager = TaskManager(include_defaults=False, include_path=str(bigbench.tasks_dir(data_dir, tasks)))
+    yamls = bigbench.write_task_yamls(data_dir, tasks, data_dir / "tasks")
+    manager = TaskManager(include_defaults=False, include_path=str(yamls))
     out = {}
     for task in tasks:
         name = bigbench.lm_eval_name(task)

@@ -7,6 +7,7 @@ run keeps the finished tasks, and lm-eval's response cache resumes the interrupt
 from __future__ import annotations
 
 import platform
+import tempfile
 from dataclasses import asdict
 from importlib.metadata import version
 from pathlib import Path
@@ -17,7 +18,7 @@ from harp.config import Config
 from harp.data import bigbench
 from harp.errors import HarpError
 from harp.eval import longbench
-from harp.eval.fixtures import fixture_tasks_dir
+from harp.eval.fixtures import fixture_task_yamls
 from harp.eval.tasks import LONGBENCH, job_group, selected, suite_task
 from harp.io import write_json
 from harp.pruning.plan import apply_plan, load_plan, plan_hash
@@ -41,9 +42,10 @@ def main(cfg: Config, tracker) -> None:
     rows = [suite_task(t) for t in tasks]
     # missing data fails before the model loads
     if folders := [r.bigbench for r in rows if r.bigbench]:
-        bigbench.tasks_dir(bigbench_root, folders)
+        bigbench.check_rows(bigbench_root, folders)
     if fixtures_root is not None and (fixtured := [r.name for r in rows if not r.bigbench]):
-        fixture_tasks_dir(fixtures_root, fixtured)
+        with tempfile.TemporaryDirectory() as yamls:  # every fixture file is there (the YAMLs are rewritten later)
+            fixture_task_yamls(fixtures_root, fixtured, yamls)
     elif fixtures_root is None and (lb_tasks := [r.name for r in rows if r.category == LONGBENCH]):
         longbench.check_data(e.longbench_data, lb_tasks)
     plan_dir = cfg.method_dir

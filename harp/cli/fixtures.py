@@ -1,8 +1,8 @@
 """Write the offline fixtures of the 27 evaluation tasks: `python -m harp.cli.fixtures`.
 
-Writes `<eval.fixtures_dir>/` (default `results/fixtures/`): `data/<task>/<split>.jsonl` and
-`tasks/*.yaml` (lm-eval task definitions repointed at that data). Deterministic for a given Python
-and lm-eval version; the YAMLs hold absolute paths, so rerun this after moving the directory.
+Writes `<eval.fixtures_dir>/` (default `results/fixtures/`): `data/<task>/<split>.jsonl`, the data alone (the
+evaluate stage points lm-eval's task definitions at it where it lies, so the folder can move). Deterministic for
+a given Python and lm-eval version.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from harp.io import atomic_dir
 def main(cfg: Config, tracker) -> None:
     target = Path(cfg.eval.fixtures_dir).resolve()
     with atomic_dir(target) as tmp:
-        tasks = write_fixtures(tmp, final=target)
+        tasks = write_fixtures(tmp)
     print(f"offline fixtures of {len(tasks)} tasks -> {target}")
 
 

@@ -2,9 +2,9 @@
 
 Reads each task's task.json from BIG-bench's PyPI archive (`eval.bigbench_archive`, default
 `data/bigbench/bigbench-1.0.0.tar.gz`, sha256-checked; `make data` fetches it) and writes `<eval.data_dir>/bigbench/`:
-`<task>.jsonl` (the rows of the hub dataset `hails/bigbench`, as its builder makes them), a provenance record per
-task and `tasks/*.yaml` (lm-eval's own task definitions repointed at the rows). The folder is written whole or not
-at all; a suite without BIG-bench tasks has nothing to convert.
+`<task>.jsonl` (the rows of the hub dataset `hails/bigbench`, as its builder makes them) and a provenance record
+per task (the evaluate stage points lm-eval's own task definitions at the rows). The folder is written whole or
+not at all, and can be moved with its results; a suite without BIG-bench tasks has nothing to convert.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ def main(cfg: Config, tracker) -> None:
         return
     archive = bigbench.archive_path(cfg.eval.bigbench_archive)  # missing or damaged: one sentence, nothing written
     target = artifacts.bigbench_rows(cfg.eval.data_dir).resolve()
-    with atomic_dir(target) as tmp:  # the YAMLs name their rows by absolute path: the folder's final place
-        records = bigbench.build_tasks(folders, tmp, archive, final=target)
+    with atomic_dir(target) as tmp:
+        records = bigbench.build_tasks(folders, tmp, archive)
     for task, record in records.items():
         print(f"{task}: {record['rows']} rows, chance {record['chance']:.3f} -> {target}")
 

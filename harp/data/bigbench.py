@@ -5,8 +5,8 @@ lm-eval's `bigbench_<task>_multiple_choice` tasks read `hails/bigbench`, config 
 by the HF `bigbench` dataset script from BIG-bench's task.json files (json_task.JsonTask with its
 default_format_fn, bbseqio's HUGGINGFACE rows); the hub cannot be reached here, but the same task.json files ship
 in the `bigbench==1.0.0` sdist on PyPI. So we read a task's task.json straight from that archive and apply the
-builder's rule (`hf_rows`), then point lm-eval's own task definition at the rows (`write_task_yaml`): prompt,
-choices, target and metric stay lm-eval's.
+builder's rule (`hf_rows`); at evaluation, lm-eval's own task definition is pointed at the rows
+(`write_task_yaml`): prompt, choices, target and metric stay lm-eval's.
 
 The builder's rule, for the `default` split (every example, in file order, no shuffling):
 - duplicate examples (equal `json.dumps`) dropped, the first kept;
@@ -43,7 +43,6 @@ ARCHIVE_URL = (
     + ARCHIVE_NAME
 )
 DEFAULT_ARCHIVE = Path("data/bigbench") / ARCHIVE_NAME  # relative to the working directory
-TASKS_DIR = "tasks"  # the task YAMLs, under the data folder
 SEED = 42  # JsonTask's random_seed, which seeds the choice order appended to inputs
 SPLIT = "default"  # the split lm-eval's bigbench templates evaluate (`test_split: default`)
 
@@ -201,27 +200,26 @@ def data_file(data_dir: str | Path, task: str) -> Path:
     return Path(data_dir).resolve() / f"{task}.jsonl"
 
 
-def write_task_yaml(task: str, data_dir: str | Path, final: str | Path | None = None) -> Path:
-    """A task YAML that `include`s lm-eval's definition of `task` and only repoints its data at our rows
-    (`final`: where `data_dir` will be moved to, since the YAML names the rows by absolute path)."""
-    path = Path(data_dir).resolve() / TASKS_DIR / f"{lm_eval_name(task)}.yaml"
+def write_task_yaml(task: str, data_dir: str | Path, out_dir: str | Path) -> Path:
+    """`out_dir/<lm-eval name>.yaml`: lm-eval's definition of `task` (`include`d) repointed at the rows under
+    `data_dir`. Written where it is used, at evaluation time, never kept with the rows: the rows' folder can move,
+    and nothing under results/ is ever loaded as a task definition."""
+    path = Path(out_dir) / f"{lm_eval_name(task)}.yaml"
     config = {
         "include": str(lm_eval_yaml(task)),
         "task": lm_eval_name(task),
         "dataset_path": "json",
         "dataset_name": None,
-        "dataset_kwargs": {"data_files": {SPLIT: str(data_file(final or data_dir, task))}},
+        "dataset_kwargs": {"data_files": {SPLIT: str(data_file(data_dir, task))}},
     }
-    with atomic_path(path) as tmp:
-        tmp.write_text(yaml.safe_dump(config, sort_keys=False))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
 
 
-def build_tasks(
-    tasks: Sequence[str], data_dir: str | Path, archive: str | Path | None = None, final: str | Path | None = None
-) -> dict[str, dict]:
-    """Write, for each task, `<data_dir>/<task>.jsonl` (its hub rows), `<task>.provenance.json` and
-    `tasks/bigbench_<task>_multiple_choice.yaml`; returns the provenance records by task.
+def build_tasks(tasks: Sequence[str], data_dir: str | Path, archive: str | Path | None = None) -> dict[str, dict]:
+    """Write, for each task, `<data_dir>/<task>.jsonl` (its hub rows) and `<task>.provenance.json`; returns the
+    provenance records by task.
 
     One pass over the archive serves all `tasks`, so build them together where you can.
     """
@@ -234,7 +232,6 @@ def build_tasks(
         rows = hf_rows(task_json)
         with atomic_path(data_file(data_dir, task)) as tmp:
             tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-        write_task_yaml(task, data_dir, final)
         records[task] = {
             "task": task,
             "lm_eval_task": lm_eval_name(task),
@@ -249,15 +246,23 @@ def build_tasks(
     return records
 
 
-def tasks_dir(data_dir: str | Path | None, tasks: Sequence[str]) -> Path:
-    """The task YAMLs under `data_dir`, after checking every task's rows are there."""
+def check_rows(data_dir: str | Path | None, tasks: Sequence[str]) -> Path:
+    """`data_dir`, after checking every task's rows are there."""
     missing = [t for t in tasks if not data_file(data_dir or ".", t).is_file()]
     if data_dir is None or missing:
         raise HarpError(
             f"No BIG-bench rows for {', '.join(missing or tasks)} under {data_dir}: run "
             "`python -m harp.cli.task_data` first (snakemake does it)."
         )
-    return Path(data_dir).resolve() / TASKS_DIR
+    return Path(data_dir)
+
+
+def write_task_yamls(data_dir: str | Path | None, tasks: Sequence[str], out_dir: str | Path) -> Path:
+    """The task YAMLs of `tasks` in `out_dir` (see `write_task_yaml`), after checking their rows are there."""
+    rows = check_rows(data_dir, tasks)
+    for task in tasks:
+        write_task_yaml(task, rows, out_dir)
+    return Path(out_dir)
 
 
 def read_rows(data_dir: str | Path, task: str) -> list[dict]:

@@ -7,6 +7,7 @@ sets each task's few-shot count and context window, and reads back the task's me
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -51,9 +52,11 @@ class WindowedHFLM(HFLM):
             self._max_length = self.window
 
 
-def task_manager(tasks: list[str], fixtures_root: str | Path | None, bigbench_root: str | Path | None = None):
-    """A TaskManager indexing only what `tasks` need: BIG-bench's converted rows, the fixture YAMLs, or the
-    installed task folders.
+def task_manager(
+    tasks: list[str], fixtures_root: str | Path | None, bigbench_root: str | Path | None, yamls: str | Path
+):
+    """A TaskManager indexing only what `tasks` need: BIG-bench's converted rows or the fixtures (their task
+    YAMLs written now into `yamls`, pointing at the rows where they are now), or the installed task folders.
 
     Indexing all of lm-eval's ~15k task names takes about 10 s; the few folders we need take well under one.
     """
@@ -63,9 +66,9 @@ def task_manager(tasks: list[str], fixtures_root: str | Path | None, bigbench_ro
     for name in tasks:
         task = suite_task(name)
         if task.bigbench:
-            dirs.add(bigbench.tasks_dir(bigbench_root, [task.bigbench]))
+            dirs.add(bigbench.write_task_yamls(bigbench_root, [task.bigbench], Path(yamls) / "bigbench"))
         elif fixtures_root is not None:
-            dirs.add(fixtures.fixture_tasks_dir(fixtures_root, [name]))
+            dirs.add(fixtures.fixture_task_yamls(fixtures_root, [name], Path(yamls) / "fixtures"))
         else:
             dirs.add(fixtures.definition_path(task.definition).parent)
     return TaskManager(include_defaults=False, include_path=sorted(map(str, dirs)))
@@ -167,31 +170,32 @@ def evaluate_tasks(
     import lm_eval
 
     lm = WindowedHFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, window=window)
-    tm = task_manager(list(tasks), fixtures_root, bigbench_root)
-    for name, shots in tasks.items():
-        task = suite_task(name)
-        start = time.perf_counter()
-        is_longbench = task.category == LONGBENCH
-        lm.window = lm._max_length = longbench_window if is_longbench else window
-        lm.middle_truncate = longbench_window if is_longbench else None
-        fixture = fixtures_root is not None and not task.bigbench
-        spec = longbench.real_task(name, longbench_data) if is_longbench and not fixture else name
-        obj = _load(tm, name, spec, fixture)
-        if is_longbench:
-            longbench.configure(obj, tokenizer)
-        if max_gen_toks:
-            _cap_generation(obj, max_gen_toks, lm.max_gen_toks)
-        res = lm_eval.simple_evaluate(
-            model=lm,
-            tasks=[obj],
-            num_fewshot=shots,
-            limit=limit,
-            task_manager=tm,
-            use_cache=str(cache) if cache else None,
-            log_samples=False,
-            **(seeds or {}),
-            bootstrap_iters=1000,
-            verbosity="WARNING",
-        )
-        seconds = round(time.perf_counter() - start, 2)
-        yield name, _read(res, task) | {"chance": chance(obj, limit), "seconds": seconds}
+    with tempfile.TemporaryDirectory(prefix="harp-tasks-") as yamls:
+        tm = task_manager(list(tasks), fixtures_root, bigbench_root, yamls)
+        for name, shots in tasks.items():
+            task = suite_task(name)
+            start = time.perf_counter()
+            is_longbench = task.category == LONGBENCH
+            lm.window = lm._max_length = longbench_window if is_longbench else window
+            lm.middle_truncate = longbench_window if is_longbench else None
+            fixture = fixtures_root is not None and not task.bigbench
+            spec = longbench.real_task(name, longbench_data) if is_longbench and not fixture else name
+            obj = _load(tm, name, spec, fixture)
+            if is_longbench:
+                longbench.configure(obj, tokenizer)
+            if max_gen_toks:
+                _cap_generation(obj, max_gen_toks, lm.max_gen_toks)
+            res = lm_eval.simple_evaluate(
+                model=lm,
+                tasks=[obj],
+                num_fewshot=shots,
+                limit=limit,
+                task_manager=tm,
+                use_cache=str(cache) if cache else None,
+                log_samples=False,
+                **(seeds or {}),
+                bootstrap_iters=1000,
+                verbosity="WARNING",
+            )
+            seconds = round(time.perf_counter() - start, 2)
+            yield name, _read(res, task) | {"chance": chance(obj, limit), "seconds": seconds}
