@@ -117,6 +117,11 @@ def eval_result(mdir: str | Path, task: str) -> Path:
     return eval_dir(mdir) / f"{task}.json"
 
 
+def eval_samples(mdir: str | Path, task: str) -> Path:
+    """lm-eval's per-document log of a generation task (prompt, target, response), beside its result."""
+    return eval_dir(mdir) / f"{task}.samples.jsonl"
+
+
 def speed(mdir: str | Path) -> Path:
     return Path(mdir) / "speed.csv"
 

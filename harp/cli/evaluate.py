@@ -6,6 +6,7 @@ run keeps the finished tasks, and lm-eval's response cache resumes the interrupt
 
 from __future__ import annotations
 
+import json
 import platform
 import tempfile
 from dataclasses import asdict
@@ -20,7 +21,7 @@ from harp.errors import HarpError
 from harp.eval import longbench
 from harp.eval.fixtures import fixture_task_yamls
 from harp.eval.tasks import LONGBENCH, job_group, selected, suite_task
-from harp.io import write_json
+from harp.io import atomic_path, write_json
 from harp.pruning.plan import apply_plan, load_plan, plan_hash
 from harp.records import finite
 
@@ -73,6 +74,7 @@ def main(cfg: Config, tracker) -> None:
         seeds=seeds,
         bigbench_root=bigbench_root,
     ):
+        samples = result.pop("samples")
         finite(
             result["score"],
             f"The {name} score of {cfg.model.name}/{cfg.method.name}",
@@ -93,6 +95,9 @@ def main(cfg: Config, tracker) -> None:
             "versions": versions(),
             "experiment": cfg.experiment,
         }
+        if samples:
+            with atomic_path(artifacts.eval_samples(plan_dir, name)) as tmp:
+                tmp.write_text("".join(json.dumps(r, default=str) + "\n" for r in samples))
         write_json(artifacts.eval_result(plan_dir, name), record)
         log(tracker, {f"eval/{name}": result["score"]})
         print(

@@ -17,7 +17,7 @@ from lm_eval.models.huggingface import HFLM
 from harp.data import bigbench
 from harp.errors import HarpError
 from harp.eval import fixtures, longbench
-from harp.eval.tasks import LONGBENCH, SuiteTask, suite_task
+from harp.eval.tasks import GENERATION, LONGBENCH, SuiteTask, suite_task
 
 
 class WindowedHFLM(HFLM):
@@ -142,6 +142,26 @@ def _read(res: dict, task: SuiteTask) -> dict:
     }
 
 
+def _samples(res: dict) -> list[dict]:
+    """lm-eval's per-document log of each (sub)task: the prompt, the target, what the model generated (raw and
+    filtered) and the document's metrics."""
+    rows = []
+    for task, samples in res.get("samples", {}).items():
+        for s in samples:
+            rows.append(
+                {
+                    "task": task,
+                    "doc_id": s.get("doc_id"),
+                    "prompt": s["arguments"][0][0] if s.get("arguments") else None,
+                    "target": s.get("target"),
+                    "response": s.get("resps"),
+                    "filtered": s.get("filtered_resps"),
+                    **{m: s[m] for m in s.get("metrics", []) if m in s},
+                }
+            )
+    return rows
+
+
 def evaluate_tasks(
     model,
     tokenizer,
@@ -179,6 +199,7 @@ def evaluate_tasks(
             lm.window = lm._max_length = longbench_window if is_longbench else window
             lm.middle_truncate = longbench_window if is_longbench else None
             fixture = fixtures_root is not None and not task.bigbench
+            generates = task.category in (GENERATION, LONGBENCH)
             spec = longbench.real_task(name, longbench_data) if is_longbench and not fixture else name
             obj = _load(tm, name, spec, fixture)
             if is_longbench:
@@ -192,10 +213,11 @@ def evaluate_tasks(
                 limit=limit,
                 task_manager=tm,
                 use_cache=str(cache) if cache else None,
-                log_samples=False,
+                log_samples=generates,  # why a generation scores what it does: kept beside its result
                 **(seeds or {}),
                 bootstrap_iters=1000,
                 verbosity="WARNING",
             )
             seconds = round(time.perf_counter() - start, 2)
-            yield name, _read(res, task) | {"chance": chance(obj, limit), "seconds": seconds}
+            samples = _samples(res) if generates else None
+            yield name, _read(res, task) | {"chance": chance(obj, limit), "seconds": seconds, "samples": samples}
