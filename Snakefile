@@ -19,6 +19,9 @@ configfile: f"{workflow.basedir}/workflow/config.yaml"
 validate(config, f"{workflow.basedir}/workflow/schemas/config.schema.yaml")
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 
 

@@ -224,6 +224,13 @@ def test_smoke_run_end_to_end_then_nothing_to_do(smoke_dir):
     # report
     assert len((results / "tiny/diagnostics.csv").read_text().splitlines()) == 1 + 8  # Figure 0's, one row per layer
     assert (results / "figures/fig0_layers.png").exists()
+    assert "(pipeline check, not paper numbers)" in proc.stdout + proc.stderr  # the results table, printed at the end
+
+    html = smoke_dir / "report.html"  # Snakemake's own report holds the tables and figures
+    made = snakemake(smoke_dir, *SMOKE, "--report", str(html))
+    assert made.returncode == 0, made.stderr[-4000:]
+    assert html.stat().st_size > 0  # a zip when large, html otherwise: either names the figure
+    assert b"fig0_layers" in html.read_bytes()
 
     again = snakemake(smoke_dir, *SMOKE, "-n")
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr

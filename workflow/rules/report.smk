@@ -21,10 +21,20 @@ rule report:
     input:
         str(artifacts.all_results(RESULTS)),
     output:
-        str(artifacts.report(RESULTS)),
-        str(artifacts.summary(RESULTS)),
-        directory(str(artifacts.tables_dir(RESULTS))),
-        directory(str(artifacts.figures_dir(RESULTS))),
+        report(str(artifacts.report(RESULTS)), caption="../report/summary.rst", category="Summary"),
+        report(str(artifacts.summary(RESULTS)), caption="../report/summary.rst", category="Summary"),
+        report(
+            directory(str(artifacts.tables_dir(RESULTS))),
+            patterns=["{name}.tex"],
+            caption="../report/tables.rst",
+            category="Tables",
+        ),
+        report(
+            directory(str(artifacts.figures_dir(RESULTS))),
+            patterns=["{name}.png"],
+            caption="../report/figures.rst",
+            category="Figures",
+        ),
     log:
         str(artifacts.job_log(RESULTS, "report")),
     conda:
