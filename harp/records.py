@@ -34,8 +34,8 @@ EVAL_FIELDS = {
 }
 PERPLEXITY_FIELDS = {"perplexity": NUMBER, "tokens": int, "source": str, "model": str, "method": str}
 # the speed benchmark's CSV (one row per variant, phase and length), after its model and method columns
-SPEED_COLUMNS = ["variant", "phase", "seq_len", "median_s", "tokens_per_s", "speedup", "bound", "peak_mem_bytes",
-                 "kv_cache_bytes", "device", "dtype", "random_weights"]  # fmt: skip
+SPEED_COLUMNS = ["variant", "phase", "seq_len", "median_s", "min_s", "max_s", "tokens_per_s", "speedup", "bound",
+                 "peak_mem_bytes", "kv_cache_bytes", "device", "dtype", "random_weights"]  # fmt: skip
 # the alpha search's trace (artifacts.search_trace): one row per tried (layer, alpha)
 TRACE_COLUMNS = ["step", "layer", "alpha", "perplexity"]
 # the mask_compare stage's CSV (attn_mask against wanda_qk): one row per method, ranking, sparsity and metric

@@ -218,6 +218,8 @@ def benchmark(
                         "phase": phase,
                         "seq_len": n,
                         "median_s": median,
+                        "min_s": min(times[name]),  # the spread of the repeats: Figure 3's error bars
+                        "max_s": max(times[name]),
                         "tokens_per_s": tokens / median,
                         "peak_mem_bytes": None if extra is None else state_bytes(m) + extra,
                         "kv_cache_bytes": kv,

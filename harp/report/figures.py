@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 
 from harp import methods
 from harp.artifacts import MAIN
+from harp.eval.tasks import label as task_label
 from harp.io import atomic_path
 from harp.report import premise
 from harp.report.tables import CATEGORIES, bool_column, category_means, flags, method_order
@@ -117,7 +118,7 @@ def rescaling(results: pd.DataFrame) -> Figure | None:
         x = np.arange(len(tasks))
         ax.bar(x - 0.2, a[tasks], 0.4, label="HARP (searched alpha)")
         ax.bar(x + 0.2, b[tasks], 0.4, label="without rescaling (alpha = 1)")
-        ax.set_xticks(x, [t.removeprefix("longbench_") for t in tasks], rotation=60, ha="right", fontsize=7)
+        ax.set_xticks(x, [task_label(t) for t in tasks], rotation=60, ha="right", fontsize=7)
         ax.set_ylabel("score (x100)")
         ax.set_ylim(0, 1.35 * max(a[tasks].max(), b[tasks].max(), 1.0))  # room for the legend
         _title(ax, model, ev)
@@ -160,9 +161,15 @@ def speed(results: pd.DataFrame) -> Figure | None:
     for ax, (model, method, phase) in zip(axes, keys):
         r = rows[(rows.model == model) & (rows.method == method) & (rows.phase == phase)]
         t = r.pivot_table(index="seq_len", columns="variant", values="median_s", aggfunc="median")
+        low = r.pivot_table(index="seq_len", columns="variant", values="min_s", aggfunc="min")
+        high = r.pivot_table(index="seq_len", columns="variant", values="max_s", aggfunc="max")
         for variant in ("original", "pruned"):
-            if variant in t:
-                ax.plot(t.index, t[variant], "o-", label=variant)
+            if variant in t:  # the median of the repeats, bars from the fastest to the slowest
+                spread = [t[variant] - low[variant], high[variant] - t[variant]]
+                ax.errorbar(t.index, t[variant], yerr=spread, fmt="o-", capsize=2, label=variant)
+        bound = r[r.variant == "pruned"].groupby("seq_len").bound.median()
+        if "original" in t and not bound.empty:  # the pruned time the FLOP bound allows: t_original / (1 + bound)
+            ax.plot(bound.index, t.original[bound.index] / (1 + bound), ":", color="black", label="FLOP bound")
         ax.set_xscale("log", base=2)
         ax.set_xlabel("sequence length")
         ax.set_ylabel("median time (s)")
@@ -172,7 +179,8 @@ def speed(results: pd.DataFrame) -> Figure | None:
             twin = ax.twinx()
             gain = (t.original / t.pruned - 1) * 100
             twin.plot(t.index, gain, "s--", color="gray")
-            twin.set_ylim(min(0.0, 1.2 * gain.min()), max(1.0, 1.2 * gain.max()))
+            top = max(gain.max(), 100 * bound.max()) if not bound.empty else gain.max()
+            twin.set_ylim(min(0.0, 1.2 * gain.min()), max(1.0, 1.2 * top))
             twin.set_ylabel("speedup (%)", color="gray")
     if bool_column(rows, "random_weights").any():
         fig.suptitle("random weights: timings only", fontsize=8, color="firebrick")
