@@ -317,7 +317,7 @@ def test_comparison_stage_collect_and_report_table(tiny_model_dir, tmp_path):
         ]
         assert shown[(50, label)] == round(100 * value.score.item(), 1)
     text = to_markdown(table)
-    assert "Lower attention error at each s: 0.3 " in text and "TINY MODEL" in text
+    assert "Lower attention error at each s: 30% " in text and "TINY MODEL" in text
     assert "KV cache keeps its size" in text
     if shutil.which("pdflatex"):  # the caption and labels are valid LaTeX
         (tex,) = write_tables([table], tmp_path / "tables")

@@ -18,7 +18,7 @@ from harp.report.collect import check_current, load_results
 from harp.report.figures import write_figures
 from harp.report.latex import build_pdf, document, overflows
 from harp.report.page import render, summary, write_page
-from harp.report.tables import build_tables, write_tables
+from harp.report.tables import build_tables, shared_notes, write_tables
 
 
 @stage("report", per_model=False)
@@ -34,7 +34,7 @@ def main(cfg: Config, tracker) -> None:
     with atomic_dir(tables_dir) as tables_tmp, atomic_dir(figures_dir) as figures_tmp:
         write_tables(tables, tables_tmp)
         tex = artifacts.tables_document(tables_tmp)
-        tex.write_text(document([t.name for t in tables]))
+        tex.write_text(document([t.name for t in tables], shared_notes(results)))
         pdf = build_pdf(tex, log)
         figures = [figures_dir / p.name for p in write_figures(results, figures_tmp)]
         t = cfg.tracking

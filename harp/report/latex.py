@@ -15,6 +15,7 @@ from pathlib import Path
 
 from harp.errors import HarpError
 from harp.io import atomic_path
+from harp.report.tables import latex_escape
 
 # T1: `<`, `>` and `|` print as themselves (OT1 has no such glyphs: `L<i>` came out as "L¡i¿"); booktabs: rules;
 # graphicx: \resizebox (tables scaled down to the page)
@@ -24,11 +25,13 @@ TOO_LARGE = re.compile(r"Float too large for page by (\d+(?:\.\d+)?)pt", re.M)
 TIMEOUT_S = 300
 
 
-def document(names: list[str]) -> str:
-    """A document that inputs the tables `names` (file stems beside it), one page each."""
+def document(names: list[str], notes: str = "") -> str:
+    """A document that opens with the `notes` the tables share (LaTeX-escaped here) and inputs the tables `names`
+    (file stems beside it), one page each."""
     preamble = "\n".join(f"\\usepackage{p}" for p in PACKAGES)
+    opening = f"\\noindent\\textbf{{Notes to every table.}} {latex_escape(notes)}\n\\clearpage\n" if notes else ""
     inputs = "\n".join(f"\\input{{{name}}}\n\\clearpage" for name in names)
-    return f"\\documentclass{{article}}\n{preamble}\n\\begin{{document}}\n{inputs}\n\\end{{document}}\n"
+    return f"\\documentclass{{article}}\n{preamble}\n\\begin{{document}}\n{opening}{inputs}\n\\end{{document}}\n"
 
 
 def overflows(log: str) -> list[str]:

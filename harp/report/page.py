@@ -15,7 +15,7 @@ from harp.io import atomic_path
 from harp.report import premise
 from harp.report.figures import FIGURES
 from harp.report.headline import headline
-from harp.report.tables import Table, bool_column, caveats, flags, to_markdown
+from harp.report.tables import Table, bool_column, caveats, flags, shared_notes, to_markdown
 
 LIBRARIES = ("harp", "torch", "transformers", "lm_eval", "datasets", "pandas", "matplotlib", "wandb")
 
@@ -137,6 +137,8 @@ def render(
         f"Every table in one LaTeX document: [{doc.relative_to(out_dir)}]({doc.relative_to(out_dir)})"
         + (f", compiled: [{pdf.relative_to(out_dir)}]({pdf.relative_to(out_dir)})" if pdf_built else "")
         + ". The first tables have the paper's layout (one per task category); the others are extras.",
+        "",
+        f"Notes to every table: {shared_notes(results)}",
         "",
     ]
     for table in tables:

@@ -24,6 +24,7 @@ from harp.io import atomic_path
 
 DENSE = methods.label(methods.UNPRUNED)
 CHANCE = "Chance"  # the row of uniform guessing among each document's choices
+STDERR = "± stderr"  # the row of the largest standard error in each column of a model's block
 PUBLISHED = "published_alphas"  # conf/experiment/published_alphas.yaml: HARP with the authors' alphas, no search
 CATEGORIES = {
     "generation": "Generation",
@@ -34,7 +35,8 @@ CATEGORIES = {
 PRUNED, KV = "Pruned (%)", "KV cache (-%)"
 SCORE_NOTE = (
     "Scores are the primary lm-eval metric multiplied by 100 and rounded to one decimal; in each column the best "
-    "pruned model is in bold where the pruned models differ (Dense is the unpruned reference)."
+    "pruned model is in bold where it leads the next by more than the block's largest standard error (row "
+    "± stderr; Dense is the unpruned reference)."
 )
 BUDGET_NOTE = "Pruned: share of decoder linear weights removed; KV cache: KV-cache reduction (both %)."
 LATEX_SPECIALS = {
@@ -49,6 +51,7 @@ LATEX_SPECIALS = {
     "~": r"\textasciitilde{}",
     "^": r"\textasciicircum{}",
     "α": r"$\alpha$",
+    "±": r"$\pm$",
 }
 # Scale a table down to the text width (never up), then down to 65% of the text height (its caption needs the
 # rest): every table fits a page.
@@ -86,12 +89,18 @@ class Table:
 
     def best_value(self, column: str, rows: list[int]) -> float | None:
         """The value bolded in `column` among `rows` (one block): max or min over the non-reference rows, all ties
-        bolded; None when those rows do not differ (bolding every row, or a lone row, says nothing)."""
+        bolded; None when those rows do not differ (bolding every row, or a lone row, says nothing), or when the
+        best is not ahead of the next by more than the block's stderr row (a difference of a document or two)."""
         how = self.best.get(column)
         values = self.frame.loc[[i for i in rows if i not in self.reference], column].dropna()
         if how is None or values.nunique() < 2:
             return None
-        return values.max() if how == "max" else values.min()
+        ranked = sorted(values.unique(), reverse=how == "max")
+        label = self.frame.columns[0]
+        margin = self.frame.loc[[i for i in rows if self.frame.loc[i, label] == STDERR], column].dropna()
+        if len(margin) and abs(ranked[0] - ranked[1]) <= margin.iloc[0]:
+            return None
+        return ranked[0]
 
 
 def method_order(names) -> list[str]:
@@ -219,8 +228,8 @@ def _add_budget(frame: pd.DataFrame, rows: pd.DataFrame, by, order: list) -> Non
 
 
 def _dense_rows(frame: pd.DataFrame, label: str) -> list[int]:
-    """The reference rows, never bold: Dense, and Chance where the table has it."""
-    return list(frame.index[frame[label].isin([DENSE, CHANCE])])
+    """The reference rows, never bold: Dense, Chance and the stderr row where the table has them."""
+    return list(frame.index[frame[label].isin([DENSE, CHANCE, STDERR])])
 
 
 def _score_rows(results: pd.DataFrame, category: str) -> pd.DataFrame:
@@ -250,15 +259,28 @@ def _model_block(rows: pd.DataFrame, tasks: list[str]) -> pd.DataFrame:
         chance = rows.groupby("task").chance.first().reindex(tasks)
         frame.loc[CHANCE] = {**(chance * 100).round(1).to_dict(), "Avg": round(chance.mean() * 100, 1)}
         order = [*order, CHANCE]
+    has_errors = "stderr" in rows and rows.stderr.notna().any()
+    errors = rows.pivot(index="run", columns="task", values="stderr").reindex(columns=tasks) if has_errors else None
+    if errors is not None:  # the largest stderr of each column: what a difference must exceed to count
+        errors = errors.astype(float)
+        mean_error = (errors**2).sum(axis=1, min_count=len(tasks)) ** 0.5 / len(tasks)
+        frame.loc[STDERR] = {**(errors.max() * 100).round(1).to_dict(), "Avg": round(mean_error.max() * 100, 1)}
+        order = [*order, STDERR]
     frame = frame.rename(columns=short_name)
     frame.insert(0, "Method", order)
     return frame.reset_index(drop=True)
 
 
 def _score_caption(what: str, rows: pd.DataFrame) -> str:
-    return (
-        f"{what} {SCORE_NOTE} Avg is the mean over the tasks shown. {BUDGET_NOTE} {legend(rows)} {caveats(rows)}"
-    ).strip()
+    """One short sentence; the notes every score table shares are `shared_notes`, once per document."""
+    said = flags(rows)
+    return f"{what} Avg: mean over the tasks shown." + (f" Not paper numbers: {', '.join(said)}." if said else "")
+
+
+def shared_notes(results: pd.DataFrame) -> str:
+    """What every score table means, said once (the tables' document opens with it, the report page too)."""
+    rows = results[results.kind == "eval"]
+    return " ".join(filter(None, [SCORE_NOTE, BUDGET_NOTE, legend(rows), caveats(rows)]))
 
 
 def paper_table(results: pd.DataFrame, category: str) -> Table | None:
@@ -452,7 +474,7 @@ def mask_compare_table(results: pd.DataFrame, model: str) -> Table | None:
     scored = rows[rows.metric == "perplexity"][["task", "n_samples"]].drop_duplicates()
     sources = ", ".join(f"{t}, first {int(n)} tokens" for t, n in zip(scored.task, scored.n_samples))
     verdict = [
-        f"Lower {what} at each s: " + ", ".join(f"{s:g} {row}" for s, row in zip(best.sparsity, best.row))
+        f"Lower {what} at each s: " + ", ".join(f"{round(100 * s)}% {row}" for s, row in zip(best.sparsity, best.row))
         for metric, what in (("attn_error", "attention error"), ("perplexity", "perplexity"))
         for best in [pruned.loc[pruned.groupby("sparsity")[metric].idxmin()]]
     ]
@@ -480,7 +502,8 @@ def build_tables(results: pd.DataFrame) -> list[Table]:
 
     models = sorted(set(results.model.dropna()))
     tables = [paper_table(results, c) for c in CATEGORIES]
-    tables += [score_table(results, m, c) for m in models for c in CATEGORIES]
+    if len(models) > 1:  # with one model the paper's tables are its tables already
+        tables += [score_table(results, m, c) for m in models for c in CATEGORIES]
     tables += [ablation_table(results, m) for m in models] + [perplexity_table(results), alpha_table(results)]
     tables += [mask_compare_table(results, m) for m in models]
     tables += [premise.diagnostics_table(results, m) for m in models]
