@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -375,7 +376,7 @@ def test_paper_sized_tables_fit_the_page(tmp_path):
     import pandas as pd
 
     from harp.report.latex import build_pdf, document
-    from harp.report.tables import CATEGORIES, paper_table, write_tables
+    from harp.report.tables import paper_tables, write_tables
 
     runs = [("main", m) for m in methods.METHODS] + [("published_alphas", m) for m in ("harp", "harp_flap")]
     rows = [
@@ -387,12 +388,25 @@ def test_paper_sized_tables_fit_the_page(tmp_path):
     ]
     frame = pd.DataFrame(rows).assign(kind="eval", score=0.5, limit=None, fixture=False, tiny_model=False)
     frame = frame.assign(pruning_ratio=0.02, kv_cache_reduction=0.25, score=[i % 97 / 97 for i in range(len(frame))])
-    tables = [t for t in (paper_table(frame, c) for c in CATEGORIES) if t is not None]
+    tables = paper_tables(frame)
+    assert [t.name for t in tables] == ["generation", "discriminative", "longbench", "longbench_2", "longbench_3"]  # 16: 3 parts
     write_tables(tables, tmp_path)
     (tmp_path / "tables.tex").write_text(document([t.name for t in tables]))
     build_pdf(tmp_path / "tables.tex", tmp_path / "tables.log")
     assert overflows((tmp_path / "tables.log").read_text(errors="replace")) == []
-    assert re.findall(r"Output written on .*\((\d+) pages?", (tmp_path / "tables.log").read_text()) == ["3"]
+    assert re.findall(r"Output written on .*\((\d+) pages?", (tmp_path / "tables.log").read_text()) == ["5"]
+    # no table's text below 80% of its size: each tabular's natural width against the width it is set in
+    for table in tables:
+        tex = (tmp_path / f"{table.name}.tex").read_text()
+        tabular = tex[tex.index("\\begin{tabular}") : tex.index("\\end{tabular}") + len("\\end{tabular}")]
+        (tmp_path / "width.tex").write_text(
+            "\\documentclass{article}\\usepackage[T1]{fontenc}\\usepackage{booktabs}\\newsavebox\\tab"
+            f"\\begin{{document}}\\sbox\\tab{{{tabular}}}\\typeout{{WIDTH=\\the\\wd\\tab}}\\end{{document}}"
+        )
+        run = subprocess.run(["pdflatex", "-interaction=nonstopmode", "width.tex"], cwd=tmp_path, capture_output=True)
+        natural = float(re.findall(rb"WIDTH=([\d.]+)pt", run.stdout)[-1])
+        room = 550.0 if "sidewaystable" in tex else 345.0  # article's text height (landscape) or width
+        assert min(1.0, room / natural) >= 0.8, (table.name, natural, room)
 
 
 FAKE_PDFLATEX = """#!/bin/sh

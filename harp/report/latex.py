@@ -18,8 +18,8 @@ from harp.io import atomic_path
 from harp.report.tables import latex_escape
 
 # T1: `<`, `>` and `|` print as themselves (OT1 has no such glyphs: `L<i>` came out as "L¡i¿"); booktabs: rules;
-# graphicx: \resizebox (tables scaled down to the page)
-PACKAGES = ("[T1]{fontenc}", "{booktabs}", "{graphicx}")
+# graphicx: \resizebox (tables scaled down to the page); rotating: sidewaystable (the widest tables, landscape)
+PACKAGES = ("[T1]{fontenc}", "{booktabs}", "{graphicx}", "{rotating}")
 OVERFULL = re.compile(r"^Overfull \\hbox \((\d+(?:\.\d+)?)pt too wide\)", re.M)
 TOO_LARGE = re.compile(r"Float too large for page by (\d+(?:\.\d+)?)pt", re.M)
 TIMEOUT_S = 300

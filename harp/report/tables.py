@@ -5,13 +5,14 @@ as row blocks and the methods as rows inside each block; per-model tables, the a
 the alphas are extras. A `Table` holds numbers already scaled and rounded, so the LaTeX file, the markdown
 of the report page and the tests all see the same values; the best pruned value per column and model block
 is bolded in both renderings (not in the mask comparison, whose rows are sparsity levels, not rivals). Each
-.tex file is a `table` float that a paper can `\\input` (needs `\\usepackage[T1]{fontenc}`, `\\usepackage{booktabs}` and
-`\\usepackage{graphicx}`: a table wider than the text is scaled down to it).
+.tex file is a `table` float (`sidewaystable` where portrait would shrink it) that a paper can `\\input`; it
+needs the packages of `harp.report.latex.PACKAGES` (a table wider than the text is scaled down to it).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -53,12 +54,22 @@ LATEX_SPECIALS = {
     "α": r"$\alpha$",
     "±": r"$\pm$",
 }
-# Scale a table down to the text width (never up), then down to 65% of the text height (its caption needs the
-# rest): every table fits a page.
-FIT_OPEN = (
-    r"\resizebox*{!}{\ifdim\totalheight>0.65\textheight 0.65\textheight\else\totalheight\fi}{%" + "\n"
-    r"\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{%"
-)
+# Scale a table down to the text width (never up), then down to 65% of the page's height (its caption needs the
+# rest): every table fits a page. A table too wide to keep 90% of its size in portrait (article: 345 pt of text
+# width; a cell's width estimated from its characters) is set in landscape (`sidewaystable`, package rotating, 550
+# pt), and a paper table of more than MAX_TASKS tasks (LongBench's 16) is split into parts, so that its text
+# keeps at least 80% of its size.
+PORTRAIT_PT, CHAR_PT, CELL_PAD_PT = 345.0, 5.2, 12.0
+MAX_TASKS = 6
+
+
+def fit_open(height: str) -> str:
+    return (
+        f"\\resizebox*{{!}}{{\\ifdim\\totalheight>0.65{height} 0.65{height}\\else\\totalheight\\fi}}{{%\n"
+        r"\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{%"
+    )
+
+
 FIT_CLOSE = "}}"
 
 
@@ -308,6 +319,30 @@ def paper_table(results: pd.DataFrame, category: str) -> Table | None:
     )
 
 
+def split_tasks(table: Table, tasks: list[str]) -> list[Table]:
+    """A paper table with more than MAX_TASKS task columns as parts of at most that many tasks each (the label
+    column in every part; Avg, Pruned and KV cache in the last), named `<name>`, `<name>_2`, ..."""
+    columns = [short_name(t) for t in tasks]
+    if len(columns) <= MAX_TASKS:
+        return [table]
+    parts = math.ceil(len(columns) / MAX_TASKS)
+    size = math.ceil(len(columns) / parts)
+    label, tail = table.frame.columns[0], [c for c in table.frame.columns[1:] if c not in columns]
+    out = []
+    for k in range(parts):
+        shown = [label, *columns[k * size : (k + 1) * size], *(tail if k == parts - 1 else [])]
+        out.append(
+            replace(
+                table,
+                name=table.name if k == 0 else f"{table.name}_{k + 1}",
+                caption=f"{table.caption} Part {k + 1} of {parts}.",
+                frame=table.frame[shown],
+                best={c: how for c, how in table.best.items() if c in shown},
+            )
+        )
+    return out
+
+
 def score_table(results: pd.DataFrame, model: str, category: str) -> Table | None:
     """Methods x tasks of one model and task category (an extra beside the paper's table of the category)."""
     rows = _score_rows(results, category)
@@ -496,12 +531,21 @@ def mask_compare_table(results: pd.DataFrame, model: str) -> Table | None:
     )
 
 
+def paper_tables(results: pd.DataFrame) -> list[Table]:
+    """The paper's table of each task category, split where it has too many tasks to keep its text's size."""
+    tables = []
+    for category in CATEGORIES:
+        if (table := paper_table(results, category)) is not None:
+            tables += split_tasks(table, task_order(_score_rows(results, category).task))
+    return tables
+
+
 def build_tables(results: pd.DataFrame) -> list[Table]:
     """The paper's tables (one per task category) first, then the extras."""
     from harp.report import premise  # it builds on this module's Table
 
     models = sorted(set(results.model.dropna()))
-    tables = [paper_table(results, c) for c in CATEGORIES]
+    tables = paper_tables(results)
     if len(models) > 1:  # with one model the paper's tables are its tables already
         tables += [score_table(results, m, c) for m in models for c in CATEGORIES]
     tables += [ablation_table(results, m) for m in models] + [perplexity_table(results), alpha_table(results)]
@@ -540,13 +584,16 @@ def to_latex(table: Table) -> str:
             body.append(f"\\multicolumn{{{len(columns)}}}{{l}}{{\\textit{{{latex_escape(title)}}}}} \\\\")
         body += [" & ".join(cells.loc[i]) + " \\\\" for i in rows]
     spec = "".join("r" if c in table.numeric else "l" for c in columns)
+    plain = _cells(table, str, str)
+    width = sum(CELL_PAD_PT + CHAR_PT * max(len(str(c)), *map(len, plain[c])) for c in columns)
+    env, height = ("sidewaystable", "\\textwidth") if width > PORTRAIT_PT / 0.9 else ("table", "\\textheight")
     return "\n".join(
         [
-            "\\begin{table}[htbp]",
+            f"\\begin{{{env}}}" + ("" if env == "sidewaystable" else "[htbp]"),
             "\\centering",
             f"\\caption{{{latex_escape(table.caption)}}}",
             f"\\label{{tab:{table.name}}}",
-            FIT_OPEN,
+            fit_open(height),
             f"\\begin{{tabular}}{{{spec}}}",
             "\\toprule",
             " & ".join(latex_escape(c) for c in columns) + " \\\\",
@@ -554,7 +601,7 @@ def to_latex(table: Table) -> str:
             *body,
             "\\bottomrule",
             "\\end{tabular}" + FIT_CLOSE,
-            "\\end{table}",
+            f"\\end{{{env}}}",
             "",
         ]
     )
