@@ -168,6 +168,11 @@ def summary(results_dir: str | Path) -> Path:
     return Path(results_dir) / "summary.md"
 
 
+def notebook(results_dir: str | Path) -> Path:
+    """notebooks/results.ipynb executed on these results (the report stage), outputs included."""
+    return Path(results_dir) / "results.ipynb"
+
+
 def tables_dir(results_dir: str | Path) -> Path:
     return Path(results_dir) / "tables"
 

@@ -338,17 +338,13 @@ def test_report_stage_needs_collect_first(tmp_path, capsys):
     assert exit_.value.code == 2 and "does not exist; rerun the collect stage" in capsys.readouterr().err
 
 
-def test_notebook_runs_top_to_bottom(results, monkeypatch):
+def test_the_report_stage_executes_the_notebook_on_its_results(results):
+    """notebooks/results.ipynb, run top to bottom on this results folder, is written beside the report."""
     nbformat = pytest.importorskip("nbformat")
-    from nbclient import NotebookClient
-
-    monkeypatch.setenv("HARP_RESULTS_DIR", str(results))
-    notebook = nbformat.read(ROOT / "notebooks" / "results.ipynb", as_version=4)
-    NotebookClient(
-        notebook, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(ROOT / "notebooks")}}
-    ).execute()
+    notebook = nbformat.read(results / "results.ipynb", as_version=4)
     images = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
     assert len(images) == 5
+    assert not [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
 
 
 # --- the LaTeX document and its PDF ---------------------------------------------------------------------------
@@ -389,7 +385,8 @@ def test_paper_sized_tables_fit_the_page(tmp_path):
     frame = pd.DataFrame(rows).assign(kind="eval", score=0.5, limit=None, fixture=False, tiny_model=False)
     frame = frame.assign(pruning_ratio=0.02, kv_cache_reduction=0.25, score=[i % 97 / 97 for i in range(len(frame))])
     tables = paper_tables(frame)
-    assert [t.name for t in tables] == ["generation", "discriminative", "longbench", "longbench_2", "longbench_3"]  # 16: 3 parts
+    names = ["generation", "discriminative", "longbench", "longbench_2", "longbench_3"]  # LongBench's 16: 3 parts
+    assert [t.name for t in tables] == names
     write_tables(tables, tmp_path)
     (tmp_path / "tables.tex").write_text(document([t.name for t in tables]))
     build_pdf(tmp_path / "tables.tex", tmp_path / "tables.log")

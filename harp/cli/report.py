@@ -2,7 +2,8 @@
 
 Reads the collected results (the collect stage) and writes LaTeX tables, the document that inputs them
 (and its PDF when pdflatex is on the PATH), figures (PDF and PNG) and the report page under `<results_dir>`
-(`harp.artifacts` names them). A LaTeX error stops the stage before anything is replaced, so the previous
+(`harp.artifacts` names them), and `notebooks/results.ipynb` executed on them (`<results_dir>/results.ipynb`, where
+nbclient and a python3 kernel are installed). A LaTeX error stops the stage before anything is replaced, so the previous
 tables, figures and page stay as they were; pdflatex's log is kept under `<results_dir>/logs/`.
 """
 
@@ -17,6 +18,7 @@ from harp.io import atomic_dir
 from harp.report.collect import check_current, load_results
 from harp.report.figures import write_figures
 from harp.report.latex import build_pdf, document, overflows
+from harp.report.notebook import execute_notebook
 from harp.report.page import render, summary, write_page
 from harp.report.tables import build_tables, shared_notes, write_tables
 
@@ -41,6 +43,8 @@ def main(cfg: Config, tracker) -> None:
         page = render(results, tables, figures, results_dir, Path(t.dir), t.project, t.entity, pdf is not None)
     write_page(summary(results, tables), artifacts.summary(results_dir))
     write_page(page, artifacts.report(results_dir))
+    if not execute_notebook(results_dir, artifacts.notebook(results_dir)):
+        print("nbclient or a python3 kernel is not installed: the executed notebook is skipped")
     pdf_path = artifacts.tables_pdf(tables_dir)
     if pdf is None:
         print(f"pdflatex is not on the PATH: {pdf_path} skipped (its .tex needs the booktabs and graphicx packages)")
