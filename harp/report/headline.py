@@ -95,7 +95,9 @@ def headline(results: pd.DataFrame) -> list[str]:
     for model in sorted(set(real.model)):
         rows = results[results.model == model]
         lines += [f"## {model_label(rows, model)}: at a glance", ""]
-        lines += [summary(results, model).to_markdown(index=False, floatfmt=".1f"), ""]
+        table = summary(results, model)
+        shown = table.astype(object).where(table.notna(), None)  # a blank, not "nan", where a row has no number
+        lines += [shown.to_markdown(index=False, floatfmt=".1f", missingval=""), ""]
         lines += [" ".join(sentences(results, model)), ""]
         lines += [
             "Accuracy in % (lm-eval's acc ± its stderr); Mean acc: over the tasks shown; held-out perplexity on the "
