@@ -174,7 +174,7 @@ ROWS = [
     _longbench("lcc", "Lcc", docs.long_code),
     _longbench("repobench-p", "RB-P", docs.long_code_question),
     # BIG-bench multiple choice, zero-shot through lm-eval's own templates: where dense SmolLM2-135M scores furthest
-    # above chance of the 33 tasks measured (`python -m harp.cli.bigbench_check`, all documents; README): acc
+    # above chance of the tasks measured (`python -m harp.cli.bigbench_check`, all documents; README): acc
     # 0.370 / 0.618 / 0.243 against chance 0.250 / 0.242 / 0.143
     _bigbench("phrase_relatedness", "PhraseRel"),
     _bigbench("similarities_abstraction", "SimAbs"),
