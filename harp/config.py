@@ -54,7 +54,7 @@ def at_least(default: Any, low: int) -> Any:
 
 def _check_field(key: str, value: Any, meta: Any) -> None:
     if "choices" in meta and value not in meta["choices"]:
-        raise HarpError(f"{key} is {value!r}; choose one of {', '.join(meta['choices'])}.")
+        raise HarpError(f"{key} is {value!r}; choose one of {', '.join(map(str, meta['choices']))}.")
     if "within" in meta:
         low, high, closed = meta["within"]
         for v in value if isinstance(value, list) else [value]:
@@ -77,6 +77,9 @@ def check_fields(obj: Any, prefix: str) -> None:
             _check_field(f"{prefix}.{f.name}", value, f.metadata)
 
 
+TEXT_SOURCES = ("wikitext2", "c4", "corpus")  # the texts harp.data.calibration reads
+
+
 @dataclass
 class ModelConfig:
     name: str = MISSING  # results/<name>/...
@@ -96,7 +99,7 @@ class ModelConfig:
     attn_implementation: Optional[str] = None
     # where ALL of this model's calibration and perplexity text comes from; null: the dataset each setting
     # names (wikitext2, c4). The tiny model has no hub data: its own corpus serves every text, said in each record
-    text_source: Optional[str] = None
+    text_source: Optional[str] = choice(None, *TEXT_SOURCES)  # None first: the default
     max_length: int = at_least(4096, 2)  # context window used for evaluation
     # HF config kwargs of the published checkpoint (model_type, sizes, rope, ...): lets the speed
     # benchmark build the architecture with random weights, no download; null: read `source`'s config
@@ -162,7 +165,7 @@ class MaskConfig:
 class DataConfig:
     """A calibration set: `num_samples` random windows of `seq_len` tokens of `source`."""
 
-    source: str = "wikitext2"  # wikitext2 | c4 | corpus (the model's `text_source` wins when set)
+    source: str = choice(*TEXT_SOURCES)  # the model's `text_source` wins when set (and is said in every record)
     num_samples: int = at_least(32, 1)
     seq_len: int = at_least(128, 2)
     seed: int = 0
@@ -188,7 +191,7 @@ class BudgetConfig:
 
 @dataclass
 class PerplexityConfig:
-    source: str = "wikitext2"  # wikitext2 (test split) | corpus (held-out split); the model's text_source wins
+    source: str = choice(*TEXT_SOURCES)  # wikitext2, c4: test/validation split; corpus: held-out; text_source wins
     window: int = field(default="${model.max_length}", metadata={"at_least": 2})  # type: ignore[assignment]
     stride: int = 256
     max_tokens: Optional[int] = at_least(None, 2)  # evaluate only the first N tokens (quick runs)

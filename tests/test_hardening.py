@@ -122,6 +122,8 @@ def fails(capsys, code: int, message: str, finished, name: str, *overrides: str)
         ("prune", ["method=flap", "method.statistics=variance"], "method.statistics is 'variance'"),
         ("speed", ["speed.repeats=0"], "speed.repeats is 0"),
         ("prune", ["device=gpu"], "device=gpu is not a device; use auto, cpu, cuda or cuda:<index>"),
+        ("calibrate", ["data.source=wikitxt2"], "data.source is 'wikitxt2'; choose one of wikitext2, c4, corpus"),
+        ("perplexity", ["eval.perplexity.source=c5"], "eval.perplexity.source is 'c5'"),
         ("speed", ["speed.device=tpu"], "speed.device=tpu is not a device"),
         ("prune", ["method.alphas=[0.5]"], "1 method.alphas were given for 3 pruned layers"),
     ],

@@ -11,11 +11,10 @@ from pathlib import Path
 
 import torch
 
+from harp.config import TEXT_SOURCES
 from harp.data.corpus import corpus_splits
 from harp.errors import HarpError
 from harp.io import atomic_path
-
-SOURCES = ("corpus", "wikitext2", "c4")
 
 
 def _load_hf(path: str, **kwargs):
@@ -42,7 +41,7 @@ def source_texts(source: str, split: str = "train") -> list[str]:
         shard = "en/c4-train.00000-of-01024.json.gz" if split == "train" else "en/c4-validation.00000-of-00008.json.gz"
         ds = _load_hf("allenai/c4", data_files={split: shard}, split=split)
         return list(ds["text"][:5000])
-    raise HarpError(f"Unknown calibration source {source!r}; choose one of {', '.join(SOURCES)}.")
+    raise HarpError(f"Unknown calibration source {source!r}; choose one of {', '.join(TEXT_SOURCES)}.")
 
 
 def calibration_ids(tokenizer, source: str, num_samples: int, seq_len: int, seed: int = 0) -> torch.Tensor:
