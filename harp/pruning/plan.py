@@ -97,6 +97,12 @@ def apply_plan(model: nn.Module, plan: Plan, same_weights: bool = True) -> nn.Mo
             f"This model is already pruned ({size:,} of its {dense:,} decoder linear weights remain); "
             "apply a plan to a freshly loaded model."
         )
+    depth = model.config.num_hidden_layers
+    if outside := sorted(layer for layer in plan.layers if not 0 <= int(layer) < depth):
+        raise HarpError(
+            f"The {plan.method} plan prunes layer {outside[0]}, outside this {depth}-layer model: it was made for "
+            f"another model ({plan.model}); rerun the prune stage for this one."
+        )
     before = decoder_linear_params(model)
     if same_weights and before != plan.params_before:
         raise HarpError(
