@@ -222,7 +222,8 @@ def test_a_plan_whose_layers_lie_outside_the_model_is_refused(capsys, finished):
     path = finished[0] / "tiny/harp/plan.json"
     record = json.loads(path.read_text())
     with damaged(path, json.dumps(record | {"layers": [5, 6, 99]}).encode()):
-        fails(capsys, 2, "prunes layer 99, outside this 8-layer model", (finished[0], snapshot(finished[0])), "perplexity")
+        message = "prunes layer 99, outside this 8-layer model"
+        fails(capsys, 2, message, (finished[0], snapshot(finished[0])), "perplexity")
 
 
 def test_eval_results_with_a_string_score_are_refused(capsys, finished):
