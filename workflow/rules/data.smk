@@ -64,6 +64,7 @@ rule calibrate:
         str(artifacts.job_log(artifacts.calibration(EXPDIR, "{model}", "{calib}").parent, "calibrate_{calib}")),
     conda:
         ENV
+    priority: 10  # seconds, and the searches (the longest jobs) wait for it
     resources:
         mem_mb=MODEL_RESOURCES["mem_mb"],
         runtime=30,

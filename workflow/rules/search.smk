@@ -11,6 +11,9 @@ rule search:
     conda:
         ENV
     threads: model_threads
+    # the longest jobs (the bottom_layers search runs nearly the whole model per candidate), and what every HARP
+    # row waits for: started first, so the other jobs fill the cores beside them instead of after
+    priority: 10
     resources:
         **MODEL_RESOURCES,
     params:
