@@ -62,9 +62,9 @@ rule calibrate:
         str(artifacts.calibration(EXPDIR, "{model}", "{calib}")),
     log:
         str(artifacts.job_log(artifacts.calibration(EXPDIR, "{model}", "{calib}").parent, "calibrate_{calib}")),
+    priority: 10  # seconds, and the searches (the longest jobs) wait for it
     conda:
         ENV
-    priority: 10  # seconds, and the searches (the longest jobs) wait for it
     resources:
         mem_mb=MODEL_RESOURCES["mem_mb"],
         runtime=30,

@@ -8,12 +8,12 @@ rule search:
         str(artifacts.alphas(EXPDIR, "{model}")),
     log:
         str(artifacts.job_log(HARP_DIR, "search")),
-    conda:
-        ENV
-    threads: model_threads
     # the longest jobs (the bottom_layers search runs nearly the whole model per candidate), and what every HARP
     # row waits for: started first, so the other jobs fill the cores beside them instead of after
     priority: 10
+    conda:
+        ENV
+    threads: model_threads
     resources:
         **MODEL_RESOURCES,
     params:
