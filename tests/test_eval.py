@@ -141,7 +141,9 @@ def test_all_27_tasks_score_in_range(tiny, fixtures_root):
         generates = SUITE[name].category in ("generation", "longbench")
         assert (r["samples"] is not None) == generates, name
     gsm8k = results["gsm8k"]["samples"]
-    assert len(gsm8k) == results["gsm8k"]["n_samples"] and gsm8k[0]["prompt"] and "exact_match" in str(gsm8k[0])
+    assert len({(row["doc_id"], row["filter"]) for row in gsm8k}) == len(gsm8k) > results["gsm8k"]["n_samples"]
+    assert {row["doc_id"] for row in gsm8k} == set(range(results["gsm8k"]["n_samples"]))  # each document, each filter
+    assert gsm8k[0]["prompt"] and "exact_match" in gsm8k[0] and gsm8k[0]["filtered"] is not None
 
 
 def test_middle_truncation_keeps_both_ends(tiny):

@@ -152,6 +152,7 @@ def _samples(res: dict) -> list[dict]:
                 {
                     "task": task,
                     "doc_id": s.get("doc_id"),
+                    "filter": s.get("filter"),  # one row per filter the task defines (gsm8k: strict and flexible)
                     "prompt": s["arguments"][0][0] if s.get("arguments") else None,
                     "target": s.get("target"),
                     "response": s.get("resps"),
