@@ -50,7 +50,7 @@ def main(cfg: Config, tracker) -> None:
     elif fixtures_root is None and (lb_tasks := [r.name for r in rows if r.category == LONGBENCH]):
         longbench.check_data(e.longbench_data, lb_tasks)
     plan_dir = cfg.method_dir
-    plan = load_plan(plan_dir)
+    plan = load_plan(plan_dir, cfg.model.num_layers)
     model, tokenizer = load_for(cfg)
     apply_plan(model, plan)
     out_dir, phash = artifacts.eval_dir(plan_dir), plan_hash(plan_dir)

@@ -30,7 +30,7 @@ def checked_plan(cfg: Config) -> Plan:
             f"There is no {cfg.method.name} plan of {name} at {artifacts.plan(mdir)}: run the prune stage first "
             f"(python -m harp.cli.prune model={name} method={cfg.method.name})."
         )
-    plan = load_plan(mdir)
+    plan = load_plan(mdir, cfg.model.num_layers)
     if (plan.model, plan.method) != (cfg.model.source, cfg.method.name):
         raise HarpError(
             f"{artifacts.plan(mdir)} is a {plan.method} plan of {plan.model}, not of {cfg.model.source} with "

@@ -17,7 +17,7 @@ from harp.records import finite
 @stage("perplexity")
 def main(cfg: Config, tracker) -> None:
     plan_dir = cfg.method_dir
-    plan = load_plan(plan_dir)
+    plan = load_plan(plan_dir, cfg.model.num_layers)
     model, tokenizer = load_for(cfg)
     apply_plan(model, plan)
     p = cfg.eval.perplexity

@@ -57,7 +57,7 @@ def pruning(cfg: Config):
     """`(prune, description)`: what to do to the original model; prune None means nothing (dense)."""
     plan_path = artifacts.plan(cfg.method_dir)
     if plan_path.exists():
-        plan = load_plan(plan_path)
+        plan = load_plan(plan_path, cfg.model.num_layers)
         if methods.get(plan.method).unpruned:
             return None, f"{plan_path} (dense)"
         same = not cfg.speed.random_weights  # random weights: the checkpoint's nonzero counts do not apply

@@ -97,12 +97,7 @@ def apply_plan(model: nn.Module, plan: Plan, same_weights: bool = True) -> nn.Mo
             f"This model is already pruned ({size:,} of its {dense:,} decoder linear weights remain); "
             "apply a plan to a freshly loaded model."
         )
-    depth = model.config.num_hidden_layers
-    if outside := sorted(layer for layer in plan.layers if not 0 <= int(layer) < depth):
-        raise HarpError(
-            f"The {plan.method} plan prunes layer {outside[0]}, outside this {depth}-layer model: it was made for "
-            f"another model ({plan.model}); rerun the prune stage for this one."
-        )
+    check_depth(plan, model.config.num_hidden_layers)
     before = decoder_linear_params(model)
     if same_weights and before != plan.params_before:
         raise HarpError(
@@ -132,8 +127,18 @@ def save_plan(plan: Plan, out_dir: str | Path) -> Path:
     return artifacts.plan(out_dir)
 
 
-def load_plan(path: str | Path) -> Plan:
-    """Load a plan (its folder, or its JSON file) and its tensors, checked: a damaged plan is one sentence."""
+def check_depth(plan: Plan, depth: int) -> None:
+    """Every layer the plan prunes exists in a `depth`-layer model (a plan of another model is one sentence)."""
+    if outside := sorted(layer for layer in plan.layers if not 0 <= int(layer) < depth):
+        raise HarpError(
+            f"The {plan.method} plan prunes layer {outside[0]}, outside this {depth}-layer model: it was made for "
+            f"another model ({plan.model}); rerun the prune stage for this one."
+        )
+
+
+def load_plan(path: str | Path, num_layers: int | None = None) -> Plan:
+    """Load a plan (its folder, or its JSON file) and its tensors, checked: a damaged plan is one sentence, and so
+    is a plan of a deeper model than `num_layers` (the stages check it before the model loads)."""
     path = Path(path)
     json_path = artifacts.plan(path) if path.is_dir() else path
     fix = "delete it and rerun the prune stage"
@@ -144,6 +149,8 @@ def load_plan(path: str | Path) -> Plan:
         plan = Plan(**data)
     except TypeError as e:
         raise HarpError(f"{json_path} is not a valid plan ({e}); {fix}.") from None
+    if num_layers is not None:
+        check_depth(plan, num_layers)
     if names:
         plan.tensors = _load_tensors(artifacts.plan_tensors(json_path.parent), names, fix)
     return plan
