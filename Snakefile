@@ -8,7 +8,12 @@ results/ablations/<name>/). What runs is planned by harp.workflow from workflow/
 each file lives is harp.artifacts' decision.
 """
 
+import yaml
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
+
+from harp.errors import HarpError
+from harp.workflow import check_keys
 
 min_version("9.0")
 
@@ -16,6 +21,10 @@ min_version("9.0")
 configfile: f"{workflow.basedir}/workflow/config.yaml"
 
 
+try:  # an unknown --config key in one sentence (the schema's own message is the whole schema)
+    check_keys(config, yaml.safe_load(open(f"{workflow.basedir}/workflow/schemas/config.schema.yaml")))
+except HarpError as err:
+    raise WorkflowError(str(err)) from None
 validate(config, f"{workflow.basedir}/workflow/schemas/config.schema.yaml")
 
 

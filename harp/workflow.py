@@ -50,6 +50,17 @@ def _check_names(conf_dir: Path, folder: str, names: list[str], what: str) -> No
             raise HarpError(f"Unknown {what} {name!r} in the workflow config; known: {', '.join(known)}.{hint}")
 
 
+def check_keys(wf: dict, schema: dict) -> None:
+    """The workflow config's top-level keys against its schema's, before the schema's own check (whose message for
+    an unknown key is the whole schema): a typo gets one sentence with the closest key."""
+    known = list(schema.get("properties", {}))
+    for key in wf:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise HarpError(f"Unknown workflow config key {key!r}; known: {', '.join(known)}.{hint}")
+
+
 @dataclass(frozen=True)
 class CommandLine:
     """A job's Hydra overrides, quoted for the shell (a results_dir may hold spaces).
