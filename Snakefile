@@ -8,6 +8,8 @@ results/ablations/<name>/). What runs is planned by harp.workflow from workflow/
 each file lives is harp.artifacts' decision.
 """
 
+from pathlib import Path
+
 import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
@@ -21,11 +23,12 @@ min_version("9.0")
 configfile: f"{workflow.basedir}/workflow/config.yaml"
 
 
+SCHEMA = Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"
 try:  # an unknown --config key in one sentence (the schema's own message is the whole schema)
-    check_keys(config, yaml.safe_load(open(f"{workflow.basedir}/workflow/schemas/config.schema.yaml")))
+    check_keys(config, yaml.safe_load(SCHEMA.read_text()))
 except HarpError as err:
     raise WorkflowError(str(err)) from None
-validate(config, f"{workflow.basedir}/workflow/schemas/config.schema.yaml")
+validate(config, str(SCHEMA))
 
 
 report: "workflow/report/workflow.rst"
