@@ -20,6 +20,7 @@ def test_dry_run_lists_the_paper_models_marks_the_gated_ones_and_the_datasets(ca
         "google/gemma-2-9b",
     ]
     assert "16.1 GB at bfloat16" in models["meta-llama/Llama-3.1-8B"]  # 8.03B weights x 2 bytes
+    assert "unzipped into data/longbench" in out  # where the fetch puts it, the LongBench stage's default
     for dataset in ("allenai/ai2_arc", "cais/mmlu", "openai/gsm8k", "THUDM/LongBench/data.zip", "wikitext"):
         assert dataset in out
 

@@ -142,7 +142,11 @@ def plan(p: Pipeline) -> tuple[list[Item], int]:
         items += [Item("dataset", path, name) for path, name in sorted(lm_eval_datasets(plain))]
         if any(r.category == "longbench" for r in rows):
             items.append(
-                Item("archive", f"{LONGBENCH[0]}/{LONGBENCH[1]}", f"unzipped into {first.eval.longbench_data}")
+                Item(
+                    "archive",
+                    f"{LONGBENCH[0]}/{LONGBENCH[1]}",
+                    f"unzipped into {longbench_dir(first.eval.longbench_data)}",
+                )
             )
     if any(r.bigbench for r in rows):
         items.append(Item("archive", "bigbench==1.0.0 (PyPI sdist)", "make data"))
