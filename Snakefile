@@ -10,12 +10,10 @@ each file lives is harp.artifacts' decision.
 
 from pathlib import Path
 
-import yaml
-from snakemake.exceptions import WorkflowError
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
-from harp.errors import HarpError
-from harp.workflow import check_keys
+from harp.errors import one_sentence
+from harp.workflow import check_config
 
 min_version("9.0")
 
@@ -23,12 +21,8 @@ min_version("9.0")
 configfile: f"{workflow.basedir}/workflow/config.yaml"
 
 
-SCHEMA = Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"
-try:  # an unknown --config key in one sentence (the schema's own message is the whole schema)
-    check_keys(config, yaml.safe_load(SCHEMA.read_text()))
-except HarpError as err:
-    raise WorkflowError(str(err)) from None
-validate(config, str(SCHEMA))
+with one_sentence():
+    check_config(config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
 
 
 report: "workflow/report/workflow.rst"

@@ -11,6 +11,7 @@ module spells a file name. An experiment is the main run or one ablation (a `con
       <model>/attn_mask/mask_compare.csv    attn_mask against wanda_qk at equal q/k sparsity
       <model>/<method>/export/              the pruned model as a checkpoint that loads without harp (on request)
       <model>/<method>/<stage>.config.yaml  the resolved config of the stage that wrote there
+      <...>/<artifact>.provenance.json      what a calibration set, alphas or plan was made from (checked on read)
       <model>/<method>/logs/<stage>.log     Snakemake job logs
       ablations/<experiment>/...            each ablation, the same layout
       all_results.csv, report.md, tables/ (<table>.tex, tables.tex, tables.pdf), figures/, logs/
@@ -145,6 +146,12 @@ def has_results(mdir: Path) -> bool:
 
 
 # --- provenance and logs --------------------------------------------------------------------------
+def provenance(artifact: str | Path) -> Path:
+    """What a calibration set, HARP's alphas or a plan (its JSON file) was made from (`harp.provenance`)."""
+    artifact = Path(artifact)
+    return artifact.with_name(f"{artifact.stem}.provenance.json")
+
+
 def stage_config(directory: str | Path, stage: str) -> Path:
     """The resolved config a stage records beside its outputs."""
     return Path(directory) / f"{stage}.config.yaml"

@@ -318,6 +318,18 @@ class Config:
         name = artifacts.calibration_name(c.source, c.num_samples, c.seq_len, c.seed)
         return artifacts.calibration(self.experiment_dir, self.model.name, name)
 
+    def prune_inputs(self) -> dict[str, Path]:
+        """The files the prune stage reads for this method, by their `methods.NEEDS` name (the rule's inputs too)."""
+        from harp import methods
+
+        expdir, name = self.experiment_dir, self.model.name
+        files = {
+            "calibration": self.calibration_file(),
+            "alphas": artifacts.alphas(expdir, name),
+            "reference": artifacts.plan(artifacts.searched_dir(expdir, name)),
+        }
+        return {n: files[n] for n in methods.get(self.method.name).inputs(self.budget.kind)}
+
     def layer_count(self) -> int:
         """How many layers HARP prunes: `method.num_layers`, by default the model's L."""
         count = getattr(self.method, "num_layers", None)  # a baseline chooses no layers: its budget is the model's L

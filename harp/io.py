@@ -63,6 +63,25 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
             shutil.rmtree(tmp)
 
 
+def writable(results_dir: Path, create: bool = True) -> None:
+    """Fail before any work when the results folder cannot take outputs (a file, no permission, a file above it).
+    `create=False` (the workflow's plan, also of a dry run) checks the nearest existing folder instead of creating."""
+    from harp.errors import HarpError
+
+    if results_dir.exists() and not results_dir.is_dir():
+        raise HarpError(f"results_dir {results_dir} is a file; point results_dir at a folder.")
+    if create:
+        try:
+            results_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise HarpError(f"results_dir {results_dir} cannot be created ({err.strerror}); choose another.") from None
+    existing = next(p for p in (results_dir, *results_dir.parents) if p.exists())
+    if not existing.is_dir():
+        raise HarpError(f"results_dir {results_dir} cannot be created ({existing} is a file); choose another.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise HarpError(f"results_dir {results_dir} is not writable; choose a folder you can write to.")
+
+
 def write_json(path: str | Path, data: Any) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")

@@ -21,6 +21,7 @@ from harp.artifacts import MAIN
 from harp.config import Config, compose
 from harp.errors import HarpError
 from harp.eval.tasks import selected, suite_task
+from harp.io import writable
 
 EVAL_JOBS = ("task", "category", "all")  # one evaluation job per task, per task category, or per model and method
 
@@ -48,6 +49,24 @@ def _check_names(conf_dir: Path, folder: str, names: list[str], what: str) -> No
             close = difflib.get_close_matches(name, known, n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
             raise HarpError(f"Unknown {what} {name!r} in the workflow config; known: {', '.join(known)}.{hint}")
+
+
+def check_config(wf: dict, schema_path: Path) -> None:
+    """The workflow config against its schema (which also fills in its defaults), each fault in one sentence:
+    Snakemake's own message is the schema's whole report, or the whole schema for an unknown key."""
+    from jsonschema import ValidationError
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    check_keys(wf, yaml.safe_load(schema_path.read_text()))
+    try:
+        validate(wf, str(schema_path))
+    except WorkflowError as err:
+        cause = err.__context__
+        if not isinstance(cause, ValidationError):
+            raise
+        key = ".".join(map(str, cause.absolute_path))
+        raise HarpError(f"The workflow config's {key or 'top level'} is invalid: {cause.message}.") from None
 
 
 def check_keys(wf: dict, schema: dict) -> None:
@@ -137,6 +156,7 @@ class Pipeline:
         only = wf.get("experiment")
         experiments = [only] if only else list(pick("experiments") or [])
         self.results_dir = str(wf.get("results_dir") or "results")
+        writable(Path(self.results_dir), create=False)
         self.resources: dict = wf.get("resources") or {}
         tracking = wf.get("tracking") or "offline"
         # a method's own settings for its jobs alone: the suite's, then the run's (--config) on top
@@ -252,13 +272,8 @@ class Pipeline:
         return {v.model: v.cfg.model.source for v in self.variants.values() if v.cfg.model.build}
 
     def prune_inputs(self, expdir: str, model: str, method: str) -> list[str]:
-        cfg = self.variant(expdir, model, method).cfg
-        files = {
-            "calibration": cfg.calibration_file(),
-            "alphas": artifacts.alphas(expdir, model),
-            "reference": artifacts.plan(artifacts.searched_dir(expdir, model)),
-        }
-        return self.model_inputs(model) + [str(files[n]) for n in methods.get(method).inputs(cfg.budget.kind)]
+        files = self.variant(expdir, model, method).cfg.prune_inputs()
+        return self.model_inputs(model) + [str(p) for p in files.values()]
 
     def search_inputs(self, expdir: str, model: str) -> list[str]:
         """The model (when built here), the alpha search's calibration set, and the diagnostics that choose the

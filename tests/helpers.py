@@ -55,3 +55,13 @@ def run_stage(stage: str, results: Path, *overrides: str) -> subprocess.Complete
     cmd = [sys.executable, "-m", f"harp.cli.{stage}", f"results_dir={results}", "progress=false", *overrides]
     env = os.environ | {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+
+
+def save_recorded_plan(plan, mdir: Path, *overrides: str) -> None:
+    """A plan made in a test, saved where the stages read it with the provenance record that the prune stage would
+    write under these overrides (the stages refuse a plan without one)."""
+    from harp import artifacts, provenance
+    from harp.pruning.plan import save_plan
+
+    with provenance.recording("plan", compose(*overrides), artifacts.plan(mdir)):
+        save_plan(plan, mdir)

@@ -22,9 +22,9 @@ def test_search_prune_perplexity_pipeline(results):
     for stage, extra in [
         ("calibrate", small),
         ("search", small),
-        ("prune", []),
+        ("prune", small),  # the settings the alphas were made with (the plan's provenance check)
         ("prune", ["method=dense"]),
-        ("perplexity", ["eval.perplexity.max_tokens=600"]),
+        ("perplexity", [*small, "eval.perplexity.max_tokens=600"]),
         ("perplexity", ["method=dense", "eval.perplexity.max_tokens=600"]),
     ]:
         proc = run_stage(stage, results, *extra)

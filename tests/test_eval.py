@@ -13,6 +13,7 @@ import yaml
 
 from harp.errors import HarpError
 from harp.eval.tasks import with_fixtures
+from tests.helpers import save_recorded_plan
 
 SUITE = {t.name: t for t in with_fixtures()}  # the tasks with offline fixtures (BIG-bench rows are real data)
 
@@ -181,15 +182,15 @@ def test_harp_plan_evaluates_and_writes_contract(tiny_model_dir, tmp_path):
     from harp.models.loading import load_model
     from harp.pruning.harp import apply_harp
     from harp.pruning.params import decoder_linear_params
-    from harp.pruning.plan import build_plan, save_plan
+    from harp.pruning.plan import build_plan
 
     run = tmp_path / "results"
     model, _ = load_model(str(tiny_model_dir), dtype="float32", device="cpu")
     before = decoder_linear_params(model)
     alphas = {6: 0.5, 7: 0.3}
     apply_harp(model, alphas)
-    save_plan(build_plan("harp", "tiny", model, before, [6, 7], alphas), run / "tiny" / "harp")
     common = [f"results_dir={run}", f"model.source={tiny_model_dir}", "method=harp", "eval=smoke"]
+    save_recorded_plan(build_plan("harp", "tiny", model, before, [6, 7], alphas), run / "tiny" / "harp", *common)
     _stage("harp.cli.fixtures", *common)
     _stage("harp.cli.evaluate", *common)
     for task in ("winogrande", "nq_open"):

@@ -23,8 +23,8 @@ from harp.export.checkpoint import PROMPT_TOKENS, check_leftover, prompt_ids, wr
 from harp.models.loading import load_model
 from harp.pruning.budget import target_removed
 from harp.pruning.params import decoder_linear_params, kv_cache_reduction
-from harp.pruning.plan import Plan, PruneInputs, apply_plan, load_plan, plan_hash, save_plan
-from tests.helpers import FAMILIES, compose, random_model, run_stage
+from harp.pruning.plan import Plan, PruneInputs, apply_plan, load_plan, plan_hash
+from tests.helpers import FAMILIES, compose, random_model, run_stage, save_recorded_plan
 
 ALPHAS = {7: 0.5, 6: 0.0, 5: 0.3}  # HARP's three top layers of the tiny model: one of them removed entirely
 MASK_ITERATIONS = 5  # attn_mask's optimisation, shortened: the export does not care how good the mask is
@@ -187,7 +187,7 @@ def _export_all(tiny: Path, tmp_path_factory) -> dict:
     for name in methods.METHODS:
         model, tokenizer = load_model(source, device="cpu")
         mdir = artifacts.method_dir(tiny, "tiny", name)
-        save_plan(tiny_plan(model, name, source), mdir)
+        save_recorded_plan(tiny_plan(model, name, source), mdir, f"results_dir={tiny}", f"method={name}")
         model, tokenizer = load_model(source, device="cpu")
         items.append(export(model, tokenizer, load_plan(mdir), artifacts.export_dir(mdir), name))
     families = tmp_path_factory.mktemp("families")
@@ -313,13 +313,13 @@ def test_an_export_left_from_another_plan_or_anything_else_is_refused_and_left_a
 
 
 def test_a_missing_plan_or_a_plan_of_another_model_is_one_sentence(tiny, exported):
-    from harp.cli.export import checked_plan
+    from harp.cli._app import checked_plan
 
     cfg = compose("method=amp", f"results_dir={tiny / 'elsewhere'}")
     with pytest.raises(HarpError, match="There is no amp plan of tiny .* run the prune stage first"):
         checked_plan(cfg)
-    cfg = compose("method=harp", f"results_dir={tiny}", "model.source=/some/other/model")
-    with pytest.raises(HarpError, match="is a harp plan of .*, not of /some/other/model"):
+    cfg = compose("method=harp", f"results_dir={tiny}", "method.num_layers=2")
+    with pytest.raises(HarpError, match="was made with method.num_layers=3 but this run asks for method.num_layers=2"):
         checked_plan(cfg)
     plan = load_plan(artifacts.method_dir(tiny, "tiny", "harp"))
     other = random_model("llama", num_layers=8)  # same family and depth, other weights and sizes

@@ -233,6 +233,85 @@ def test_eval_results_with_a_string_score_are_refused(capsys, finished):
         fails(capsys, 2, "score is 'high', not int or a number", (finished[0], snapshot(finished[0])), "collect")
 
 
+# --- provenance: each intermediate artifact is checked against what this run would make it from ---------------
+CALIB = "tiny/calib/corpus-4x32-seed0.pt"
+
+
+def test_a_calibration_set_of_another_shape_is_refused_by_search(capsys, finished):
+    other = io.BytesIO()
+    torch.save({"input_ids": torch.zeros(2, 32, dtype=torch.long), "source": "corpus", "seed": 0}, other)
+    with damaged(finished[0] / CALIB, other.getvalue()):
+        message = "holds 2 x 32 token ids but this run asks for 4 x 32"
+        fails(capsys, 2, message, (finished[0], snapshot(finished[0])), "search")
+
+
+def test_a_calibration_set_replaced_after_it_was_written_is_refused(capsys, finished):
+    other = io.BytesIO()
+    torch.save({"input_ids": torch.ones(4, 32, dtype=torch.long), "source": "corpus", "seed": 0}, other)
+    with damaged(finished[0] / CALIB, other.getvalue()):
+        message = "changed after the calibrate stage wrote it (its record differs); rebuild it with this run's settings"
+        fails(capsys, 2, message, (finished[0], snapshot(finished[0])), "search")
+
+
+@pytest.mark.parametrize(
+    "name, overrides, message",
+    [
+        (
+            "perplexity",
+            ["method.num_layers=2"],
+            "plan.json was made with method.num_layers=3 but this run asks for method.num_layers=2",
+        ),
+        ("evaluate", ["method.search.order=bottom_up"], "was made with method.search.order=top_down but this run"),
+        ("prune", ["method.search.grid=[0.0,1.0]"], "alphas.json was made with method.search.grid=[0.0, 0.5, 1.0]"),
+        ("speed", FLAP_SET[:1] + ("method.calibration.num_samples=16",), "method.calibration.num_samples=8 but"),
+    ],
+)
+def test_an_artifact_made_with_other_settings_is_refused(capsys, finished, name, overrides, message):
+    fails(capsys, 2, message, finished, name, *overrides)
+
+
+def test_a_plan_whose_alphas_changed_since_is_refused(capsys, finished):
+    """A search rerun with other settings rewrites the alphas and their record: the plan made from the old ones
+    is stale, and perplexity says which prune to rerun."""
+    from harp import provenance
+
+    path, record_path = finished[0] / "tiny/harp/alphas.json", finished[0] / "tiny/harp/alphas.provenance.json"
+    alphas = json.loads(path.read_text())
+    alphas["alphas"] = dict.fromkeys(alphas["alphas"], 0.25)
+    record = json.loads(record_path.read_text())
+    new = json.dumps(alphas).encode()
+    with damaged(path, new):
+        record["sha256"] = provenance.content_hash([path])
+        with damaged(record_path, json.dumps(record).encode()):
+            message = "alphas.json, which changed since; rebuild it with this run's settings: `python -m harp.cli.prune"
+            fails(capsys, 2, message, (finished[0], snapshot(finished[0])), "perplexity")
+
+
+def test_an_artifact_without_its_record_is_refused(capsys, finished):
+    with damaged(finished[0] / "tiny/harp/plan.provenance.json", None):
+        fails(capsys, 2, "plan.json has no provenance record", (finished[0], snapshot(finished[0])), "perplexity")
+
+
+def test_a_moved_results_folder_reads_its_own_artifacts(finished, tmp_path):
+    """Provenance names upstream artifacts relative to each record: a copy checks (and uses) its own files."""
+    moved = shutil.copytree(finished[0], tmp_path / "moved")
+    assert stage("perplexity", moved) == 0
+    (moved / "tiny/harp/alphas.json").write_text((moved / "tiny/harp/alphas.json").read_text() + " ")
+    assert stage("perplexity", moved) == 2  # the copy's alphas changed
+    assert snapshot(finished[0]) == finished[1]
+
+
+def test_sequences_beyond_the_context_are_refused(capsys, finished):
+    fails(
+        capsys,
+        2,
+        "data.seq_len=4096 is longer than the context of tiny (2048 tokens)",
+        finished,
+        "calibrate",
+        "data.seq_len=4096",
+    )
+
+
 @pytest.mark.parametrize("cut", ["header", "mid-row"])
 def test_a_truncated_results_table_leaves_the_report_as_it_was(capsys, finished, cut):
     path = finished[0] / "all_results.csv"
@@ -266,6 +345,21 @@ def test_missing_tokenizer_is_one_sentence(capsys, finished, tmp_path):
     model = tmp_path / "no_tokenizer"
     shutil.copytree(finished[0] / "models/tiny", model, ignore=shutil.ignore_patterns("tokenizer*"))
     fails(capsys, 2, "has no usable tokenizer", finished, "calibrate", f"model.source={model}", "model.build=null")
+
+
+def test_truncated_model_weights_are_one_sentence(capsys, finished, tmp_path):
+    model = shutil.copytree(finished[0] / "models/tiny", tmp_path / "truncated")
+    weights = model / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    fails(
+        capsys,
+        2,
+        "truncated are damaged (Error while deserializing header",
+        finished,
+        "search",
+        f"model.source={model}",
+        "model.build=null",
+    )
 
 
 def test_a_second_run_of_the_same_job_is_refused_while_the_first_holds_its_lock(capsys, finished):

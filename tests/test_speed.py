@@ -17,8 +17,8 @@ from harp.cli.speed import COLUMNS
 from harp.eval.speed import attended_positions, attention_windows, benchmark, bound, forward_flops, kv_cache_bytes
 from harp.pruning.harp import apply_harp
 from harp.pruning.params import decoder_linear_params
-from harp.pruning.plan import build_plan, save_plan
-from tests.helpers import compose, random_model
+from harp.pruning.plan import build_plan
+from tests.helpers import compose, random_model, save_recorded_plan
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -109,14 +109,7 @@ def test_speed_stage_writes_the_contract_csv(tmp_path):
     before = decoder_linear_params(model)
     alphas = {5: 0.6, 4: 0.0}
     apply_harp(model, alphas)
-    save_plan(
-        build_plan("harp", str(source), model, before, layers=list(alphas), alphas=alphas),
-        tmp_path / "run" / "small" / "harp",
-    )
-    cmd = [
-        sys.executable,
-        "-m",
-        "harp.cli.speed",
+    overrides = [
         "model=tiny",
         "model.name=small",
         f"model.source={source}",
@@ -132,6 +125,9 @@ def test_speed_stage_writes_the_contract_csv(tmp_path):
         "speed.decode_tokens=2",
         "speed.threads=1",
     ]
+    plan = build_plan("harp", str(source), model, before, layers=list(alphas), alphas=alphas)
+    save_recorded_plan(plan, tmp_path / "run" / "small" / "harp", *overrides)
+    cmd = [sys.executable, "-m", "harp.cli.speed", *overrides]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr

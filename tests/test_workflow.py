@@ -174,17 +174,25 @@ def test_dry_run_lists_every_job_without_weights(tmp_path, suite):
     "config, message",
     [
         (["models=[tinyy]"], "Did you mean 'tiny'?"),
-        (["tracking=sometimes"], "'sometimes' is not one of ['offline', 'online', 'disabled']"),
+        (
+            ["tracking=sometimes"],
+            "config's tracking is invalid: 'sometimes' is not one of ['offline', 'online', 'disabled']",
+        ),
         (["suitee=paper"], "Unknown workflow config key 'suitee'; known: suite, models"),
+        (['overrides=["eval.select=[winogrand]"]'], "eval.select names winogrand, not among the configured"),
+        (["results_dir=results.csv"], "results_dir results.csv is a file; point results_dir at a folder."),
+        (["results_dir=results.csv/below"], "results_dir results.csv/below cannot be created (results.csv is a file)"),
     ],
 )
 def test_snakemake_rejects_a_bad_config_before_any_job(tmp_path, config, message):
+    (tmp_path / "results.csv").write_text("a finished table\n")
     proc = snakemake(tmp_path, "-n", "--cores", "1", "--config", *config)
     assert proc.returncode != 0
     assert message in proc.stdout + proc.stderr
     assert not (tmp_path / "results").exists()
-    if message.startswith("Unknown"):  # one sentence, not the schema (it printed 144 lines)
-        assert len((proc.stdout + proc.stderr).splitlines()) < 10
+    assert (tmp_path / "results.csv").read_text() == "a finished table\n"
+    err = proc.stderr.strip()  # one sentence (`error: ...`), not Snakemake's report (the schema: 144 lines)
+    assert err.startswith("error: ") and message in err and len(err.splitlines()) == 1, proc.stderr
 
 
 @pytest.fixture(scope="module")

@@ -17,10 +17,10 @@ import hydra
 import yaml
 from omegaconf import DictConfig
 
-from harp import artifacts
+from harp import artifacts, provenance
 from harp.config import Config, compose, register_configs, validate
-from harp.errors import HarpError
-from harp.io import atomic_path
+from harp.errors import HarpError, one_sentence
+from harp.io import atomic_path, writable
 from harp.tracking import run_name, tracked_run
 
 
@@ -47,16 +47,14 @@ def stage(name: str, per_model: bool = True) -> Callable:
             from hydra.core.hydra_config import HydraConfig
 
             try:
-                cfg = validate(dcfg, experiment=HydraConfig.get().runtime.choices.get("experiment"))
-                if not cfg.progress:  # the libraries' own bars too (loading weights, lm-eval's requests)
-                    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
-                    os.environ["TQDM_DISABLE"] = "1"
-                writable(Path(cfg.results_dir))
-                with stage_lock(cfg, name, per_model), tracked_run(cfg, name, per_model) as tracker:
-                    fn(cfg, tracker)
-            except HarpError as err:
-                print(f"error: {err}", file=sys.stderr)
-                sys.exit(2)
+                with one_sentence():
+                    cfg = validate(dcfg, experiment=HydraConfig.get().runtime.choices.get("experiment"))
+                    if not cfg.progress:  # the libraries' own bars too (loading weights, lm-eval's requests)
+                        os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+                        os.environ["TQDM_DISABLE"] = "1"
+                    writable(Path(cfg.results_dir))
+                    with stage_lock(cfg, name, per_model), tracked_run(cfg, name, per_model) as tracker:
+                        fn(cfg, tracker)
             except KeyboardInterrupt:
                 print(f"interrupted: {name} wrote nothing partial; rerun the same command to resume.", file=sys.stderr)
                 sys.exit(130)
@@ -67,28 +65,13 @@ def stage(name: str, per_model: bool = True) -> Callable:
             if {"--help", "-h"} & set(args):  # the stage's own docstring, then Hydra's config help
                 print((sys.modules[fn.__module__].__doc__ or "").strip() + "\n")
             elif not any(a.startswith("-") for a in args):  # a plain run: Hydra's errors as one sentence first
-                try:
+                with one_sentence():
                     compose(conf_dir(), args)
-                except HarpError as err:
-                    print(f"error: {err}", file=sys.stderr)
-                    sys.exit(2)
             main()
 
         return entry
 
     return wrap
-
-
-def writable(results_dir: Path) -> None:
-    """Fail before any work when the results folder cannot take outputs (a file, or no permission)."""
-    if results_dir.exists() and not results_dir.is_dir():
-        raise HarpError(f"results_dir {results_dir} is a file; point results_dir at a folder.")
-    try:
-        results_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise HarpError(f"results_dir {results_dir} cannot be created ({err.strerror}); choose another.") from None
-    if not os.access(results_dir, os.W_OK | os.X_OK):
-        raise HarpError(f"results_dir {results_dir} is not writable; choose a folder you can write to.")
 
 
 @contextmanager
@@ -137,7 +120,24 @@ def check_model(cfg: Config):
             f"{source} has {config.num_hidden_layers} decoder layers but "
             f"conf/model/{cfg.model.name}.yaml says {cfg.model.num_layers}."
         )
+    check_context(cfg, getattr(config, "max_position_embeddings", None))
     return config
+
+
+def check_context(cfg: Config, context: int | None) -> None:
+    """Refuse sequences longer than the model's context (its positions beyond it were never trained)."""
+    own = getattr(cfg.method, "calibration", None) is not None
+    lengths = {
+        "method.calibration.seq_len" if own else "data.seq_len": cfg.calibration_set().seq_len,
+        "eval.perplexity.window": cfg.eval.perplexity.window,
+        "model.max_length": cfg.model.max_length,
+    }
+    for key, length in lengths.items():
+        if context and length > context:
+            raise HarpError(
+                f"{key}={length} is longer than the context of {cfg.model.name} ({context} tokens); "
+                f"choose at most {context}."
+            )
 
 
 def load_for(cfg: Config):
@@ -152,6 +152,39 @@ def load_for(cfg: Config):
         device_map=cfg.model.device_map,
         attn_implementation=cfg.model.attn_implementation,
     )
+
+
+def checked_calibration(cfg: Config):
+    """The configured method's calibration ids, checked: readable, of the configured shape, and made for this model
+    and set (its provenance record). Read before the model loads, so a wrong set fails fast."""
+    from harp.data.calibration import load_calibration
+
+    path, want = cfg.calibration_file(), cfg.calibration_set()
+    ids = load_calibration(path)
+    if tuple(ids.shape) != (want.num_samples, want.seq_len):
+        raise HarpError(
+            f"{path} holds {' x '.join(map(str, ids.shape))} token ids but this run asks for {want.num_samples} x "
+            f"{want.seq_len}; delete it and rerun the calibrate stage."
+        )
+    provenance.check("calibration", cfg, path)
+    return ids
+
+
+def checked_plan(cfg: Config):
+    """The configured model and method's plan, which must exist, fit the model, and have been made with this run's
+    settings from the upstream artifacts as they are now (its provenance record)."""
+    from harp.pruning.plan import load_plan
+
+    mdir, name = cfg.method_dir, cfg.model.name
+    path = artifacts.plan(mdir)
+    if not path.exists():
+        raise HarpError(
+            f"There is no {cfg.method.name} plan of {name} at {path}: run the prune stage first "
+            f"(python -m harp.cli.prune model={name} method={cfg.method.name})."
+        )
+    plan = load_plan(mdir, cfg.model.num_layers)
+    provenance.check("plan", cfg, path)  # its model and method among its settings (not its path: results move)
+    return plan
 
 
 def log(tracker, metrics: dict) -> None:

@@ -6,6 +6,7 @@ python -m harp.cli.calibrate model=tiny method=flap  # FLAP's (WikiText-2, 1024 
 
 from __future__ import annotations
 
+from harp import provenance
 from harp.cli._app import check_model, save_config, stage
 from harp.config import Config
 from harp.data.calibration import calibration_ids, save_calibration
@@ -19,7 +20,8 @@ def main(cfg: Config, tracker) -> None:
     d = cfg.calibration_set()
     ids = calibration_ids(tokenizer, d.source, d.num_samples, d.seq_len, d.seed)
     out = cfg.calibration_file()
-    save_calibration(out, ids, d.source, d.seed)
+    with provenance.recording("calibration", cfg, out):
+        save_calibration(out, ids, d.source, d.seed)
     save_config(cfg, out.parent, f"calibrate_{out.stem}")  # one per set: calibration jobs run in parallel
     print(f"calibration: {d.num_samples} x {d.seq_len} tokens from {d.source} -> {out}")
 

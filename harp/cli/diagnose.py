@@ -23,9 +23,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from harp.cli._app import load_for, log, save_config, stage
+from harp.cli._app import checked_calibration, load_for, log, save_config, stage
 from harp.config import Config
-from harp.data.calibration import load_calibration
 from harp.diagnostics import RANK_BY, rank_layers, write_diagnostics
 from harp.eval.layer_diagnostics import measure_layers
 
@@ -34,7 +33,7 @@ EAGER = "eager"
 
 @stage("diagnose")
 def main(cfg: Config, tracker) -> None:
-    calibration = load_calibration(cfg.calibration_file())  # before the model: a damaged set fails fast
+    calibration = checked_calibration(cfg)  # before the model: a damaged or wrong set fails fast
     model, _ = load_for(replace(cfg, model=replace(cfg.model, attn_implementation=EAGER)))
     measured = measure_layers(model, calibration, batch_size=cfg.method.search.batch_size, progress=cfg.progress)
     size = {"source": cfg.calibration_set().source, "sequences": calibration.shape[0], "tokens": calibration.numel()}

@@ -14,7 +14,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 from harp import artifacts
-from harp.cli._app import load_for, log, save_config, stage
+from harp.cli._app import checked_plan, load_for, log, save_config, stage
 from harp.config import Config
 from harp.data import bigbench
 from harp.errors import HarpError
@@ -22,7 +22,7 @@ from harp.eval import longbench
 from harp.eval.fixtures import fixture_task_yamls
 from harp.eval.tasks import LONGBENCH, job_group, selected, suite_task
 from harp.io import atomic_path, write_json
-from harp.pruning.plan import apply_plan, load_plan, plan_hash
+from harp.pruning.plan import apply_plan, plan_hash
 from harp.records import finite
 
 
@@ -50,7 +50,7 @@ def main(cfg: Config, tracker) -> None:
     elif fixtures_root is None and (lb_tasks := [r.name for r in rows if r.category == LONGBENCH]):
         longbench.check_data(e.longbench_data, lb_tasks)
     plan_dir = cfg.method_dir
-    plan = load_plan(plan_dir, cfg.model.num_layers)
+    plan = checked_plan(cfg)
     model, tokenizer = load_for(cfg)
     apply_plan(model, plan)
     out_dir, phash = artifacts.eval_dir(plan_dir), plan_hash(plan_dir)

@@ -13,30 +13,12 @@ from __future__ import annotations
 import shlex
 
 from harp import artifacts, methods
-from harp.cli._app import check_model, load_for, log, save_config, stage
+from harp.cli._app import check_model, checked_plan, load_for, log, save_config, stage
 from harp.config import Config
-from harp.errors import HarpError
 from harp.export.card import CardFacts, model_card
 from harp.export.checkpoint import PROMPT_TOKENS, check_leftover, write_export
-from harp.pruning.plan import Plan, load_plan, plan_hash
+from harp.pruning.plan import plan_hash
 from harp.records import read_eval_result, read_perplexity
-
-
-def checked_plan(cfg: Config) -> Plan:
-    """The configured model and method's plan, which must exist and have been made for this model and method."""
-    mdir, name = cfg.method_dir, cfg.model.name
-    if not artifacts.plan(mdir).exists():
-        raise HarpError(
-            f"There is no {cfg.method.name} plan of {name} at {artifacts.plan(mdir)}: run the prune stage first "
-            f"(python -m harp.cli.prune model={name} method={cfg.method.name})."
-        )
-    plan = load_plan(mdir, cfg.model.num_layers)
-    if (plan.model, plan.method) != (cfg.model.source, cfg.method.name):
-        raise HarpError(
-            f"{artifacts.plan(mdir)} is a {plan.method} plan of {plan.model}, not of {cfg.model.source} with "
-            f"{cfg.method.name}; rerun the prune stage for this model and method."
-        )
-    return plan
 
 
 def measured(cfg: Config, phash: str) -> tuple[dict | None, list[dict]]:

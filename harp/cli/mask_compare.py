@@ -11,9 +11,8 @@ from __future__ import annotations
 import pandas as pd
 
 from harp import artifacts, methods
-from harp.cli._app import check_model, load_for, log, save_config, stage
+from harp.cli._app import check_model, checked_calibration, load_for, log, save_config, stage
 from harp.config import Config
-from harp.data.calibration import load_calibration
 from harp.errors import HarpError
 from harp.eval.mask_compare import compare
 from harp.eval.perplexity import heldout_ids
@@ -27,7 +26,7 @@ def main(cfg: Config, tracker) -> None:
         raise HarpError(f"mask_compare reads {name}'s settings: run it with method={name}.")
     settings = cfg.method.mask
     cfg.method.check_model(check_model(cfg).hidden_size)
-    calibration = load_calibration(cfg.calibration_file())
+    calibration = checked_calibration(cfg)
     model, tokenizer = load_for(cfg)
     p = cfg.eval.perplexity
     caps = [t for t in (p.max_tokens, settings.compare_tokens) if t]  # ten perplexities: the first tokens rank them

@@ -6,18 +6,18 @@ Writes the perplexity record into `<experiment>/<model>/<method>/`.
 from __future__ import annotations
 
 from harp import artifacts
-from harp.cli._app import load_for, log, save_config, stage
+from harp.cli._app import checked_plan, load_for, log, save_config, stage
 from harp.config import Config
 from harp.eval.perplexity import heldout_ids, perplexity
 from harp.io import write_json
-from harp.pruning.plan import apply_plan, load_plan, plan_hash
+from harp.pruning.plan import apply_plan, plan_hash
 from harp.records import finite
 
 
 @stage("perplexity")
 def main(cfg: Config, tracker) -> None:
     plan_dir = cfg.method_dir
-    plan = load_plan(plan_dir, cfg.model.num_layers)
+    plan = checked_plan(cfg)
     model, tokenizer = load_for(cfg)
     apply_plan(model, plan)
     p = cfg.eval.perplexity

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from harp import artifacts, methods
-from harp.cli._app import check_model, load_for, log, save_config, stage
+from harp import artifacts, methods, provenance
+from harp.cli._app import check_model, checked_calibration, load_for, log, save_config, stage
 from harp.config import Config
-from harp.data.calibration import load_calibration
 from harp.pruning import budget
 from harp.pruning.plan import PruneInputs, load_plan, save_plan
 from harp.records import read_alphas
@@ -20,13 +19,16 @@ from harp.records import read_alphas
 @stage("prune")
 def main(cfg: Config, tracker) -> None:
     method = methods.get(cfg.method.name)
-    reads = method.inputs(cfg.budget.kind)
+    files = cfg.prune_inputs()
     cfg.method.check_model(check_model(cfg).hidden_size)  # e.g. a 2:4 mask the model cannot take: before loading
-    expdir, name = cfg.experiment_dir, cfg.model.name
-    # the inputs first: a missing or damaged one fails before the model loads
-    reference = load_plan(artifacts.searched_dir(expdir, name)) if "reference" in reads else None
-    calibration = load_calibration(cfg.calibration_file()) if "calibration" in reads else None
-    alphas = read_alphas(artifacts.alphas(expdir, name)) if "alphas" in reads else None
+    # the inputs first: a missing, damaged or mismatched one fails before the model loads
+    reference = load_plan(files["reference"]) if "reference" in files else None
+    if reference is not None:  # HARP's plan, made with HARP's settings: its record and upstream are checked
+        provenance.check("plan", cfg, files["reference"], settings=False)
+    calibration = checked_calibration(cfg) if "calibration" in files else None
+    alphas = read_alphas(files["alphas"]) if "alphas" in files else None
+    if alphas is not None:
+        provenance.check("alphas", cfg, files["alphas"])
     harp_layers = cfg.layer_count()
     model, _ = load_for(cfg)
     inputs = PruneInputs(
@@ -40,9 +42,10 @@ def main(cfg: Config, tracker) -> None:
     plan = method.planner(inputs)
     if method.budgeted:
         plan.details["budget_rule"] = budget.in_words(cfg.budget, harp_layers, cfg.model.num_layers)
-    if "calibration" in reads:
+    if "calibration" in files:
         plan.details["calibration"] = asdict(cfg.calibration_set())
-    out = save_plan(plan, cfg.method_dir)
+    with provenance.recording("plan", cfg, artifacts.plan(cfg.method_dir), list(files.values())):
+        out = save_plan(plan, cfg.method_dir)
     save_config(cfg, cfg.method_dir, "prune")
     log(
         tracker,

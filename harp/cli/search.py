@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import csv
 
-from harp import artifacts, methods
-from harp.cli._app import load_for, log, save_config, stage
+from harp import artifacts, methods, provenance
+from harp.cli._app import checked_calibration, load_for, log, save_config, stage
 from harp.config import Config
-from harp.data.calibration import load_calibration
 from harp.errors import HarpError
 from harp.io import atomic_path
 from harp.records import TRACE_COLUMNS, write_alphas
@@ -35,7 +34,7 @@ def main(cfg: Config, tracker) -> None:
         "searched": alphas is None,
     }
     if alphas is None:
-        calibration = load_calibration(cfg.calibration_file())  # before the model: a damaged set fails fast
+        calibration = checked_calibration(cfg)  # before the model: a damaged or wrong set fails fast
         model, _ = load_for(cfg)
         result = search_alphas(
             model,
@@ -66,7 +65,9 @@ def main(cfg: Config, tracker) -> None:
             tracker,
             {"calibration_perplexity/dense": result.dense_perplexity, "calibration_perplexity/harp": result.perplexity},
         )
-    write_alphas(out, alphas, **summary)
+    read = [cfg.calibration_file()] if summary["searched"] else []
+    with provenance.recording("alphas", cfg, out, read + ([cfg.diagnostics_file()] if cfg.reads_diagnostics() else [])):
+        write_alphas(out, alphas, **summary)
     if not summary["searched"]:  # fixed alphas: an earlier search's trace is not this run's
         artifacts.search_trace(cfg.experiment_dir, cfg.model.name).unlink(missing_ok=True)
     save_config(cfg, out.parent, "search")

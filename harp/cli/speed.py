@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 
 from harp import artifacts, methods
-from harp.cli._app import log, save_config, stage
+from harp.cli._app import checked_plan, log, save_config, stage
 from harp.config import Config
 from harp.errors import HarpError
 from harp.eval.speed import benchmark, random_model
@@ -23,7 +23,7 @@ from harp.layers import from_last
 from harp.models.adapters import ADAPTERS
 from harp.models.loading import load_config, load_model, resolve_device
 from harp.pruning.harp import apply_harp
-from harp.pruning.plan import apply_plan, load_plan
+from harp.pruning.plan import apply_plan
 from harp.records import SPEED_COLUMNS
 
 COLUMNS = ["model", "method", *SPEED_COLUMNS]
@@ -57,7 +57,7 @@ def pruning(cfg: Config):
     """`(prune, description)`: what to do to the original model; prune None means nothing (dense)."""
     plan_path = artifacts.plan(cfg.method_dir)
     if plan_path.exists():
-        plan = load_plan(plan_path, cfg.model.num_layers)
+        plan = checked_plan(cfg)
         if methods.get(plan.method).unpruned:
             return None, f"{plan_path} (dense)"
         same = not cfg.speed.random_weights  # random weights: the checkpoint's nonzero counts do not apply

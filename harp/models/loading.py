@@ -73,10 +73,16 @@ def load_model(
     if device_map:
         kwargs["device_map"] = device_map
     tokenizer = load_tokenizer(source)
+    from safetensors import SafetensorError
+
     try:
         model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
     except OSError as err:
         raise _missing(source, err) from None
+    except SafetensorError as err:  # a truncated or overwritten weights file
+        raise HarpError(
+            f"The weights of {source} are damaged ({str(err).splitlines()[0][:100]}); download or build them again."
+        ) from None
     if not device_map:
         model.to(resolve_device(device))
     return model.eval(), tokenizer

@@ -3,16 +3,13 @@
 import json
 import sys
 
-from snakemake.exceptions import WorkflowError
 
 from harp import artifacts, methods
-from harp.errors import HarpError
+from harp.errors import one_sentence
 from harp.workflow import Pipeline
 
-try:
+with one_sentence():
     P = Pipeline(config, conf_dir=f"{workflow.basedir}/conf")
-except HarpError as err:
-    raise WorkflowError(str(err)) from None
 
 ENV = "../../environment.yml"  # conda environment of every rule (with --software-deployment-method conda)
 # The interpreter of every job: with --software-deployment-method conda, the `python` of ENV's environment (which
