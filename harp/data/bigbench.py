@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from harp.errors import HarpError
+from harp.eval.task_yaml import write_repointed
 from harp.io import atomic_path, write_json
 
 VERSION = "1.0.0"
@@ -204,17 +204,7 @@ def write_task_yaml(task: str, data_dir: str | Path, out_dir: str | Path) -> Pat
     """`out_dir/<lm-eval name>.yaml`: lm-eval's definition of `task` (`include`d) repointed at the rows under
     `data_dir`. Written where it is used, at evaluation time, never kept with the rows: the rows' folder can move,
     and nothing under results/ is ever loaded as a task definition."""
-    path = Path(out_dir) / f"{lm_eval_name(task)}.yaml"
-    config = {
-        "include": str(lm_eval_yaml(task)),
-        "task": lm_eval_name(task),
-        "dataset_path": "json",
-        "dataset_name": None,
-        "dataset_kwargs": {"data_files": {SPLIT: str(data_file(data_dir, task))}},
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
+    return write_repointed(out_dir, lm_eval_name(task), lm_eval_yaml(task), {SPLIT: data_file(data_dir, task)})
 
 
 def build_tasks(tasks: Sequence[str], data_dir: str | Path, archive: str | Path | None = None) -> dict[str, dict]:

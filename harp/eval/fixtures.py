@@ -19,6 +19,7 @@ import yaml
 
 from harp.errors import HarpError
 from harp.eval.fixture_docs import Builder, sentences
+from harp.eval.task_yaml import write_repointed
 from harp.eval.tasks import SUITE, with_fixtures
 
 N_EVAL = 8  # documents scored per (sub)task
@@ -82,14 +83,7 @@ def _task_yaml(root: Path, definition: str | Path, out_dir: Path) -> str:
             f"No offline fixtures for {name} ({missing[0]} is missing): run `python -m harp.cli.fixtures` first "
             "(snakemake does it)."
         )
-    config = {
-        "include": str(installed),
-        "task": name,
-        "dataset_path": "json",
-        "dataset_name": None,
-        "dataset_kwargs": {"data_files": {split: str(f) for split, f in files.items()}},
-    }
-    (out_dir / f"{name}.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    write_repointed(out_dir, name, installed, files)
     return name
 
 
