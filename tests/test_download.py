@@ -30,3 +30,30 @@ def test_a_malformed_config_pair_is_one_sentence(capsys, monkeypatch):
     with pytest.raises(SystemExit) as exit_:
         download.main(["--dry-run", "--config", "suite"])
     assert exit_.value.code == 2 and "is not KEY=VALUE" in capsys.readouterr().err
+
+
+def test_the_dry_run_estimates_gpu_hours_and_disk_per_model(capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    download.main(["--dry-run", "--config", "suite=paper"])
+    out = capsys.readouterr().out
+    assert "GPU hours, estimated on one H100 SXM" in out and "not measured; how: harp/estimate.py" in out
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.split()[:1] and "GB" in line}
+    assert {"llama3_1_8b", "mistral_7b_v0_3", "qwen2_7b", "gemma2_9b", "total"} <= set(rows)
+    assert rows["llama3_1_8b"][-1] == "16.1GB" and float(rows["llama3_1_8b"][-2]) > 1
+
+
+def test_the_estimate_prices_a_task_by_its_tokens():
+    """One dense model, one discriminative task: the evaluation is its documents x tokens read at 2 FLOPs per weight
+    at the assumed share of peak; nothing else is evaluated."""
+    from harp import estimate
+    from harp.eval.tasks import suite_task
+
+    wf = download.workflow_config(["suite=paper", "models=[qwen2_7b]", "methods=[dense]", "experiments=[]"])
+    wf["overrides"] = ["eval.tasks=[boolq]"]
+    p = download.Pipeline(wf, conf_dir=str(ROOT / "conf"))
+    params = 7_000_000_000
+    (e,) = estimate.estimate(p, {"qwen2_7b": (params, 2 * params)})
+    work = suite_task("boolq").work
+    assert e.evaluate_s == pytest.approx(2 * params * work.documents * work.read / (estimate.PEAK_FLOPS * estimate.MFU))
+    assert e.jobs == 4  # calibrate (HARP's set, none used by dense), prune, perplexity, one evaluation
+    assert e.disk_bytes == 2 * params

@@ -6,20 +6,21 @@ with `HF_HUB_OFFLINE=1` (compute nodes without internet share the Hugging Face c
 
 `--config` takes the same keys as `snakemake --config` (workflow/config.yaml). Gated models (Llama-3.1,
 Mistral-7B-v0.3, Gemma-2) need their licence accepted on the page printed and `huggingface-cli login` first.
-The disk estimate counts each model's weights at its configured dtype (the architecture in conf/model/) and
-each exported checkpoint again; datasets are listed, not sized (their size is the hub's to say).
+The dry run also prints an estimate of GPU hours and disk per model from the plan (how: harp/estimate.py; not
+measured): the weights at their configured dtype (the architecture in conf/model/), each exported checkpoint
+again; datasets are listed, not sized (their size is the hub's to say).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
+from harp import estimate
 from harp.errors import HarpError
 from harp.eval.tasks import suite_task
 from harp.workflow import Pipeline
@@ -101,20 +102,21 @@ def listing(items: list[Item]) -> list[str]:
     return lines
 
 
-def model_bytes(architecture: dict, dtype: str) -> int:
-    """Weights of a published architecture: decoder linears, embeddings (and an untied head), at `dtype`."""
+def model_weights(architecture: dict) -> int:
+    """The weights of a published architecture: decoder linears, embeddings (and an untied head)."""
     from types import SimpleNamespace
 
     from harp.pruning.params import dense_linear_params
 
     arch = SimpleNamespace(**architecture)
     embeddings = arch.vocab_size * arch.hidden_size * (1 if architecture.get("tie_word_embeddings") else 2)
-    return (dense_linear_params(arch) + embeddings) * BYTES[dtype]
+    return dense_linear_params(arch) + embeddings
 
 
-def plan(p: Pipeline) -> tuple[list[Item], int]:
-    """What the suite reads from outside (models, texts, task datasets) and the disk its weights take."""
-    items, disk = [], 0
+def plan(p: Pipeline) -> tuple[list[Item], dict[str, tuple[int, int]]]:
+    """What the suite reads from outside (models, texts, task datasets), and the weights of each model it fetches
+    (model -> (weights, bytes at its dtype))."""
+    items, weights = [], {}
     for model in p.models:
         cfg = next(v.cfg for v in p.variants.values() if v.model == model)
         m = cfg.model
@@ -123,11 +125,9 @@ def plan(p: Pipeline) -> tuple[list[Item], int]:
         elif Path(m.source).expanduser().exists():
             items.append(Item("model", m.source, "a local folder, nothing to fetch"))
         else:
-            size = model_bytes(m.architecture, m.dtype) if m.architecture else 0
-            copies = 1 + sum(1 for v in p.variants.values() if v.model == model and v.method in p.export_methods)
-            disk += size * copies
-            detail = f"{size / 1e9:.1f} GB at {m.dtype}" + (f", +{copies - 1} exports" if copies > 1 else "")
-            items.append(Item("model", m.source, detail, m.gated))
+            params = model_weights(m.architecture) if m.architecture else 0
+            weights[model] = (params, params * BYTES[m.dtype])
+            items.append(Item("model", m.source, f"{params * BYTES[m.dtype] / 1e9:.1f} GB at {m.dtype}", m.gated))
     sources = set()
     for v in p.variants.values():
         sources.add(v.cfg.calibration_set().source)
@@ -150,7 +150,7 @@ def plan(p: Pipeline) -> tuple[list[Item], int]:
             )
     if any(r.bigbench for r in rows):
         items.append(Item("archive", "bigbench==1.0.0 (PyPI sdist)", "make data"))
-    return items, disk
+    return items, weights
 
 
 def fetch(item: Item, p: Pipeline) -> None:
@@ -192,11 +192,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         p = Pipeline(workflow_config(args.config), conf_dir="conf")
-        items, disk = plan(p)
-        jobs = Counter(v.method for v in p.variants.values())
-        print(f"suite {p.models} x {len(jobs)} methods: {len(p.variants)} model variants, {len(p.tasks)} tasks")
+        items, weights = plan(p)
+        methods = {v.method for v in p.variants.values()}
+        print(f"suite {p.models} x {len(methods)} methods: {len(p.variants)} model variants, {len(p.tasks)} tasks")
         print("\n".join(listing(items)))
-        print(f"disk for model weights (and exports): {disk / 1e9:.1f} GB, plus results under {p.results_dir}/")
+        if weights:
+            print("\n".join(estimate.table(estimate.estimate(p, weights))))
+            print(f"disk: weights and exports as above, datasets in the HF cache, results in {p.results_dir}/")
         if args.dry_run:
             return
         for item in items:

@@ -37,6 +37,18 @@ EXACT = "exact_match,remove_whitespace"  # exact match after lm-eval's only filt
 
 
 @dataclass(frozen=True)
+class Work:
+    """The size of one evaluation of a task, for a suite's GPU-hour estimate (`harp.estimate`), not a measurement:
+    its documents (the dataset's published size), the tokens the model reads per document over all its requests
+    (few-shot prompt, once per answer choice: typical lengths, assumed) and the tokens it generates per document
+    (typical for the standard tasks; LongBench: its cap, an upper bound)."""
+
+    documents: int
+    read: int
+    generated: int = 0
+
+
+@dataclass(frozen=True)
 class SuiteTask:
     name: str  # lm-eval task or group name
     category: str  # generation | discriminative | longbench: the paper's table it belongs to
@@ -51,6 +63,7 @@ class SuiteTask:
     # BIG-bench's task folder: real rows converted once from BIG-bench's PyPI archive (harp.data.bigbench), read
     # by lm-eval's own definition; no fixture, these rows are the real data
     bigbench: str | None = None
+    work: Work | None = None  # its size, for the GPU-hour estimate (the paper's tasks)
 
     @property
     def is_group(self) -> bool:
@@ -70,14 +83,35 @@ def _bigbench(folder: str, label: str) -> SuiteTask:
     )
 
 
-def _longbench(dataset: str, label: str, fixture: docs.Builder) -> SuiteTask:
+def _longbench(dataset: str, label: str, fixture: docs.Builder, documents: int = 200) -> SuiteTask:
+    """A LongBench v1 dataset (200 documents in most), its prompt cut to `eval.longbench_max_length` (4,096 tokens in
+    the paper: the estimate's read size, most prompts are longer) and its own cap on new tokens."""
     name = longbench.PREFIX + dataset
-    return SuiteTask(name, LONGBENCH, "score,none", 0, label, longbench.task_yaml(name), fixture)
+    work = Work(documents, 4096, longbench.max_new_tokens(name))
+    return SuiteTask(name, LONGBENCH, "score,none", 0, label, longbench.task_yaml(name), fixture, work=work)
 
 
 ROWS = [
-    SuiteTask("nq_open", GENERATION, EXACT, 5, "NQ", "nq_open/nq_open.yaml", docs.cloze_question),
-    SuiteTask("triviaqa", GENERATION, EXACT, 5, "TQA", "triviaqa/default.yaml", docs.trivia_question),
+    SuiteTask(
+        "nq_open",
+        GENERATION,
+        EXACT,
+        5,
+        "NQ",
+        "nq_open/nq_open.yaml",
+        docs.cloze_question,
+        work=Work(3610, 120, 10),
+    ),
+    SuiteTask(
+        "triviaqa",
+        GENERATION,
+        EXACT,
+        5,
+        "TQA",
+        "triviaqa/default.yaml",
+        docs.trivia_question,
+        work=Work(17944, 180, 10),
+    ),
     SuiteTask(
         "gsm8k",
         GENERATION,
@@ -87,6 +121,7 @@ ROWS = [
         "gsm8k/gsm8k.yaml",
         docs.word_problem,
         alternative_metric="exact_match,flexible-extract",
+        work=Work(1319, 830, 150),
     ),
     SuiteTask(
         "leaderboard_math_hard",
@@ -99,6 +134,7 @@ ROWS = [
             ("leaderboard/math/math_algebra.yaml", docs.math_problem),
             ("leaderboard/math/math_prealgebra.yaml", docs.math_problem),
         ),
+        work=Work(1324, 900, 350),
     ),
     SuiteTask(
         "bbh_cot_fewshot",
@@ -111,8 +147,18 @@ ROWS = [
             ("bbh/cot_fewshot/boolean_expressions.yaml", docs.boolean_expression),
             ("bbh/cot_fewshot/multistep_arithmetic_two.yaml", docs.arithmetic),
         ),
+        work=Work(6511, 1100, 180),
     ),
-    SuiteTask("winogrande", DISCRIMINATIVE, "acc,none", 5, "WinoG", "winogrande/default.yaml", docs.blank_choice),
+    SuiteTask(
+        "winogrande",
+        DISCRIMINATIVE,
+        "acc,none",
+        5,
+        "WinoG",
+        "winogrande/default.yaml",
+        docs.blank_choice,
+        work=Work(1267, 340),
+    ),
     SuiteTask(
         "arc_challenge",
         DISCRIMINATIVE,
@@ -122,8 +168,18 @@ ROWS = [
         "arc/arc_challenge.yaml",
         docs.lettered_choice,
         alternative_metric="acc,none",
+        work=Work(1172, 4100),
     ),
-    SuiteTask("boolq", DISCRIMINATIVE, "acc,none", 0, "BoolQ", "super_glue/boolq/default.yaml", docs.passage_question),
+    SuiteTask(
+        "boolq",
+        DISCRIMINATIVE,
+        "acc,none",
+        0,
+        "BoolQ",
+        "super_glue/boolq/default.yaml",
+        docs.passage_question,
+        work=Work(3270, 300),
+    ),
     SuiteTask(
         "openbookqa",
         DISCRIMINATIVE,
@@ -133,6 +189,7 @@ ROWS = [
         "openbookqa/openbookqa.yaml",
         docs.lettered_choice,
         alternative_metric="acc,none",
+        work=Work(500, 100),
     ),
     SuiteTask(
         "piqa",
@@ -143,6 +200,7 @@ ROWS = [
         "piqa/piqa.yaml",
         docs.two_solutions,
         alternative_metric="acc,none",
+        work=Work(1838, 80),
     ),
     SuiteTask(
         "mmlu",
@@ -155,11 +213,12 @@ ROWS = [
             ("mmlu/default/mmlu_astronomy.yaml", docs.subject_choice),
             ("mmlu/default/mmlu_computer_security.yaml", docs.subject_choice),
         ),
+        work=Work(14042, 2200),
     ),
     # LongBench v1's 16 English tasks, in the paper's (and LongBench's) order
     _longbench("narrativeqa", "NrtvQA", docs.long_qa),
     _longbench("qasper", "Qasper", docs.long_qa),
-    _longbench("multifieldqa_en", "MF-en", docs.long_qa),
+    _longbench("multifieldqa_en", "MF-en", docs.long_qa, 150),
     _longbench("hotpotqa", "HotpotQA", docs.long_qa),
     _longbench("2wikimqa", "2WikiMQA", docs.long_qa),
     _longbench("musique", "Musique", docs.long_qa),
@@ -171,8 +230,8 @@ ROWS = [
     _longbench("samsum", "SAMSum", docs.long_summary),
     _longbench("passage_count", "PCount", docs.long_count),
     _longbench("passage_retrieval_en", "PRe", docs.long_retrieval),
-    _longbench("lcc", "Lcc", docs.long_code),
-    _longbench("repobench-p", "RB-P", docs.long_code_question),
+    _longbench("lcc", "Lcc", docs.long_code, 500),
+    _longbench("repobench-p", "RB-P", docs.long_code_question, 500),
     # BIG-bench multiple choice, zero-shot through lm-eval's own templates: where dense SmolLM2-135M scores furthest
     # above chance of the tasks measured (`python -m harp.cli.bigbench_check`, all documents; README): acc
     # 0.370 / 0.618 / 0.243 against chance 0.250 / 0.242 / 0.143

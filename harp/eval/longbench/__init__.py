@@ -19,6 +19,7 @@ loading script that `datasets` >= 4 no longer runs.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -33,6 +34,12 @@ DEFAULT_DATA = "data/longbench"  # relative to the working directory; also the t
 def task_yaml(task: str) -> Path:
     """Our definition of suite task `task` (e.g. longbench_narrativeqa)."""
     return TASK_DIR / f"{task.removeprefix(PREFIX)}.yaml"
+
+
+def max_new_tokens(task: str) -> int:
+    """LongBench's cap on new tokens of a dataset (`max_gen_toks` in its YAML, LongBench's own value)."""
+    found = re.search(r"max_gen_toks: (\d+)", task_yaml(task).read_text())
+    return int(found[1]) if found else 0
 
 
 def check_data(data_dir: str | Path | None, tasks: Iterable[str]) -> Path:
