@@ -68,6 +68,18 @@ def files_of(kind: str, path: Path) -> list[Path]:
     return [path, artifacts.plan_tensors(path.parent)] if kind == "plan" else [path]
 
 
+def plan_hash(path: str | Path) -> str:
+    """A short content hash of a saved plan (its folder or JSON file; JSON and tensors), which every measurement of
+    the plan records, so that a result is tied to the plan it measured."""
+    path = Path(path)
+    directory = path if path.is_dir() else path.parent
+    digest = hashlib.sha256()
+    for file in (artifacts.plan(directory), artifacts.plan_tensors(directory)):
+        if file.exists():
+            digest.update(file.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def content_hash(files: list[Path]) -> str:
     digest = hashlib.sha256()
     for file in files:

@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 
 from harp.io import write_json
+from harp.provenance import plan_hash
 from tests.helpers import ROOT
 
 MODELS = {  # name -> (hub id, decoder layers, pruned layers, tiny)
@@ -71,7 +72,7 @@ def _evals(run_dir: Path, model: str, method: str, rng: random.Random, experimen
                     "limit": 8 if tiny else None,
                     "fixture": tiny,
                     "tiny_model": tiny,
-                    "plan_hash": "abc",
+                    "plan_hash": plan_hash(run_dir / model / method),
                     "versions": {"lm_eval": "0.4.13"},
                     "experiment": experiment,
                 },
@@ -90,7 +91,7 @@ def _ppl(run_dir: Path, model: str, method: str, rng: random.Random) -> None:
             "method": method,
             "source": "corpus",
             "tiny_model": MODELS[model][3],
-            "plan_hash": "abc",
+            "plan_hash": plan_hash(run_dir / model / method),
             "pruning_ratio": 0.025,
             "kv_cache_reduction": 0.1,
         },

@@ -21,9 +21,10 @@ from harp.errors import HarpError
 from harp.export.card import CardFacts, model_card
 from harp.export.checkpoint import PROMPT_TOKENS, check_leftover, prompt_ids, write_export
 from harp.models.loading import load_model
+from harp.provenance import plan_hash
 from harp.pruning.budget import target_removed
 from harp.pruning.params import decoder_linear_params, kv_cache_reduction
-from harp.pruning.plan import Plan, PruneInputs, apply_plan, load_plan, plan_hash
+from harp.pruning.plan import Plan, PruneInputs, apply_plan, load_plan
 from tests.helpers import FAMILIES, compose, random_model, run_stage, save_recorded_plan
 
 ALPHAS = {7: 0.5, 6: 0.0, 5: 0.3}  # HARP's three top layers of the tiny model: one of them removed entirely

@@ -301,6 +301,14 @@ def test_a_moved_results_folder_reads_its_own_artifacts(finished, tmp_path):
     assert snapshot(finished[0]) == finished[1]
 
 
+def test_a_score_of_an_earlier_plan_is_refused_by_collect(capsys, finished):
+    path = finished[0] / "tiny/harp/ppl.json"
+    record = json.loads(path.read_text()) | {"plan_hash": "0" * 16}
+    with damaged(path, json.dumps(record).encode()):
+        message = "was measured on an earlier plan (0000000000000000; the plan there is now"
+        fails(capsys, 2, message, (finished[0], snapshot(finished[0])), "collect")
+
+
 def test_sequences_beyond_the_context_are_refused(capsys, finished):
     fails(
         capsys,

@@ -9,8 +9,9 @@ import torch
 
 import harp
 from harp.errors import HarpError
+from harp.provenance import plan_hash
 from harp.pruning.params import decoder_linear_params
-from harp.pruning.plan import build_plan, load_plan, plan_hash, save_plan
+from harp.pruning.plan import build_plan, load_plan, save_plan
 from tests.helpers import random_model
 
 

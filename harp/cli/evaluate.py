@@ -22,7 +22,8 @@ from harp.eval import longbench
 from harp.eval.fixtures import fixture_task_yamls
 from harp.eval.tasks import LONGBENCH, job_group, selected, suite_task
 from harp.io import atomic_path, write_json
-from harp.pruning.plan import apply_plan, plan_hash
+from harp.provenance import plan_hash
+from harp.pruning.plan import apply_plan
 from harp.records import finite
 
 

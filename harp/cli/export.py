@@ -17,7 +17,7 @@ from harp.cli._app import check_model, checked_plan, load_for, log, save_config,
 from harp.config import Config
 from harp.export.card import CardFacts, model_card
 from harp.export.checkpoint import PROMPT_TOKENS, check_leftover, write_export
-from harp.pruning.plan import plan_hash
+from harp.provenance import plan_hash
 from harp.records import read_eval_result, read_perplexity
 
 

@@ -10,7 +10,8 @@ from harp.cli._app import checked_plan, load_for, log, save_config, stage
 from harp.config import Config
 from harp.eval.perplexity import heldout_ids, perplexity
 from harp.io import write_json
-from harp.pruning.plan import apply_plan, plan_hash
+from harp.provenance import plan_hash
+from harp.pruning.plan import apply_plan
 from harp.records import finite
 
 

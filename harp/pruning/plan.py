@@ -7,7 +7,6 @@ never written by default: a plan is kilobytes, a pruned 8B model is 16 GB.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -122,7 +121,7 @@ def save_plan(plan: Plan, out_dir: str | Path) -> Path:
         with atomic_path(artifacts.plan_tensors(out_dir)) as tmp:
             save_file({k: v.detach().cpu().contiguous() for k, v in plan.tensors.items()}, str(tmp))
     write_json(artifacts.plan(out_dir), plan.to_json())
-    if not plan.tensors:  # a previous plan's tensors would otherwise count in plan_hash
+    if not plan.tensors:  # a previous plan's tensors would otherwise count in its hash (harp.provenance)
         artifacts.plan_tensors(out_dir).unlink(missing_ok=True)
     return artifacts.plan(out_dir)
 
@@ -172,14 +171,3 @@ def _load_tensors(path: Path, names: list[str], fix: str) -> dict[str, torch.Ten
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
             raise HarpError(f"{path}: tensor {name} holds NaN or infinite values; {fix}.")
     return tensors
-
-
-def plan_hash(path: str | Path) -> str:
-    """A short content hash of a saved plan (json and tensors), to tie results to the plan they used."""
-    path = Path(path)
-    directory = path if path.is_dir() else path.parent
-    digest = hashlib.sha256()
-    for file in (artifacts.plan(directory), artifacts.plan_tensors(directory)):
-        if file.exists():
-            digest.update(file.read_bytes())
-    return digest.hexdigest()[:16]

@@ -128,6 +128,22 @@ def _read_csv(path: Path, columns: list[str]) -> pd.DataFrame:
     return frame
 
 
+def _check_current(rows: list[dict], method_dir: Path) -> None:
+    """Refuse a score measured on an earlier plan than the one in its folder (the plan was made again since)."""
+    from harp.provenance import plan_hash
+
+    if not artifacts.plan(method_dir).exists():
+        return
+    current = plan_hash(method_dir)
+    for row in rows:
+        if row.get("plan_hash") not in (None, current):
+            stage = "perplexity" if row["kind"] == "perplexity" else "evaluate"
+            raise HarpError(
+                f"The {row['task']} score in {method_dir} was measured on an earlier plan ({row['plan_hash']}; the "
+                f"plan there is now {current}): rerun the {stage} stage for it, or snakemake, which does."
+            )
+
+
 def _method_rows(experiment: str, model: str, method_dir: Path) -> list[dict]:
     base = {"experiment": experiment, "model": model, "method": method_dir.name} | _plan_info(method_dir)
     rows = [base | {"kind": "eval"} | _eval_rows(p) for p in _visible(artifacts.eval_dir(method_dir).glob("*.json"))]
@@ -146,6 +162,7 @@ def _method_rows(experiment: str, model: str, method_dir: Path) -> list[dict]:
                 "plan_hash": ppl.get("plan_hash"),
             }
         )
+    _check_current(rows, method_dir)
     if (speed_path := artifacts.speed(method_dir)).exists():
         speed = _read_csv(speed_path, SPEED_COLUMNS)
         rows += [base | {"kind": "speed"} | {c: r[c] for c in SPEED_COLUMNS} for r in speed.to_dict("records")]
