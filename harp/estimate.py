@@ -21,7 +21,7 @@ from functools import partial
 
 from harp import methods
 from harp.artifacts import MAIN
-from harp.config import Config
+from harp.config import Config, ModelConfig
 from harp.eval.tasks import suite_task
 from harp.workflow import Pipeline
 
@@ -30,6 +30,7 @@ PEAK_FLOPS, BANDWIDTH = 989e12, 3.35e12
 MFU = 0.3  # the share of peak HF transformers and lm-eval reach on prefill (assumed)
 DECODE_BATCH = 16  # sequences decoded together (lm-eval's batch_size=auto on generation; assumed)
 START_S, LOAD_BYTES_S = 30.0, 1e9  # per job: start-up seconds; weights read from a local disk, bytes per second
+BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}  # per weight, by dtype
 HELDOUT_TOKENS = 300_000  # WikiText-2's raw test split in a Llama-class tokenizer (about 287k-340k)
 
 
@@ -54,6 +55,29 @@ def _seconds(params: int, weight_bytes: int, read: float, generated: float = 0.0
 def _calibration_tokens(cfg: Config) -> int:
     c = cfg.calibration_set()
     return c.num_samples * c.seq_len
+
+
+def weights(model: ModelConfig) -> tuple[int, int]:
+    """`(weights, bytes at its dtype)` of a model with a published architecture (`model.architecture`): decoder
+    linears and embeddings (and an untied head)."""
+    from types import SimpleNamespace
+
+    from harp.pruning.params import dense_linear_params
+
+    arch = model.architecture
+    embeddings = arch["vocab_size"] * arch["hidden_size"] * (1 if arch.get("tie_word_embeddings") else 2)
+    count = dense_linear_params(SimpleNamespace(**arch)) + embeddings
+    return count, count * BYTES[model.dtype]
+
+
+def lines(p: Pipeline) -> list[str]:
+    """The estimate of the suite's models that have a published architecture (none for the demo's), as text."""
+    models = {m: p.model_config(m).model for m in p.models}
+    sized = {m: weights(model) for m, model in models.items() if model.architecture}
+    if not sized:
+        return []
+    disk = f"disk: weights and exports as above, datasets in the HF cache, results in {p.results_dir}/"
+    return [*table(estimate(p, sized)), disk]
 
 
 def estimate(p: Pipeline, weights: dict[str, tuple[int, int]]) -> list[Estimate]:

@@ -323,12 +323,13 @@ class Pipeline:
 
     def build_stage(self, model: str) -> str:
         """The stage that builds `model`: `build_<model.build>` (build_tiny trains it, build_gguf converts it)."""
-        return f"build_{self._model_cfg(model).model.build}"
+        return f"build_{self.model_config(model).model.build}"
 
     def build_settings(self, model: str) -> str:
-        return stage_settings(self.build_stage(model), self._model_cfg(model))
+        return stage_settings(self.build_stage(model), self.model_config(model))
 
-    def _model_cfg(self, model: str) -> Config:
+    def model_config(self, model: str) -> Config:
+        """The config of one of `model`'s variants (what all of them share: the model, the common overrides)."""
         return next(v.cfg for v in self.variants.values() if v.model == model)
 
     def calibration_settings(self, expdir: str, model: str, name: str) -> str:

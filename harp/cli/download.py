@@ -26,7 +26,6 @@ from harp.eval.tasks import suite_task
 from harp.workflow import Pipeline
 
 CONFIG = Path("workflow/config.yaml")
-BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 HUB = "https://huggingface.co"
 # the text each data source reads (harp.data.calibration): hub dataset, config, splits
 TEXT_SOURCES = {"wikitext2": ("wikitext", "wikitext-2-raw-v1"), "c4": ("allenai/c4", "en shards 0")}
@@ -102,32 +101,19 @@ def listing(items: list[Item]) -> list[str]:
     return lines
 
 
-def model_weights(architecture: dict) -> int:
-    """The weights of a published architecture: decoder linears, embeddings (and an untied head)."""
-    from types import SimpleNamespace
-
-    from harp.pruning.params import dense_linear_params
-
-    arch = SimpleNamespace(**architecture)
-    embeddings = arch.vocab_size * arch.hidden_size * (1 if architecture.get("tie_word_embeddings") else 2)
-    return dense_linear_params(arch) + embeddings
-
-
-def plan(p: Pipeline) -> tuple[list[Item], dict[str, tuple[int, int]]]:
-    """What the suite reads from outside (models, texts, task datasets), and the weights of each model it fetches
-    (model -> (weights, bytes at its dtype))."""
-    items, weights = [], {}
+def plan(p: Pipeline) -> list[Item]:
+    """What the suite reads from outside: models, texts, task datasets."""
+    items = []
     for model in p.models:
-        cfg = next(v.cfg for v in p.variants.values() if v.model == model)
+        cfg = p.model_config(model)
         m = cfg.model
         if m.build:
             items.append(Item("model", m.source, f"built here by harp.cli.build_{m.build}, nothing to fetch"))
         elif Path(m.source).expanduser().exists():
             items.append(Item("model", m.source, "a local folder, nothing to fetch"))
         else:
-            params = model_weights(m.architecture) if m.architecture else 0
-            weights[model] = (params, params * BYTES[m.dtype])
-            items.append(Item("model", m.source, f"{params * BYTES[m.dtype] / 1e9:.1f} GB at {m.dtype}", m.gated))
+            size = estimate.weights(m)[1] if m.architecture else 0
+            items.append(Item("model", m.source, f"{size / 1e9:.1f} GB at {m.dtype}", m.gated))
     sources = set()
     for v in p.variants.values():
         sources.add(v.cfg.calibration_set().source)
@@ -150,7 +136,7 @@ def plan(p: Pipeline) -> tuple[list[Item], dict[str, tuple[int, int]]]:
             )
     if any(r.bigbench for r in rows):
         items.append(Item("archive", "bigbench==1.0.0 (PyPI sdist)", "make data"))
-    return items, weights
+    return items
 
 
 def fetch(item: Item, p: Pipeline) -> None:
@@ -192,13 +178,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         p = Pipeline(workflow_config(args.config), conf_dir="conf")
-        items, weights = plan(p)
+        items = plan(p)
         methods = {v.method for v in p.variants.values()}
         print(f"suite {p.models} x {len(methods)} methods: {len(p.variants)} model variants, {len(p.tasks)} tasks")
         print("\n".join(listing(items)))
-        if weights:
-            print("\n".join(estimate.table(estimate.estimate(p, weights))))
-            print(f"disk: weights and exports as above, datasets in the HF cache, results in {p.results_dir}/")
+        print("\n".join(estimate.lines(p)))
         if args.dry_run:
             return
         for item in items:
