@@ -23,7 +23,7 @@ pruning changed in that layer:
 - `o_proj_bias`, `down_proj_bias`: a bias was added to that output projection; it carries the average
   contribution of the removed heads or channels.
 
-Layers without attention get a cache slot that stores nothing (transformers' `DummyLayer`). The static cache
+Layers without attention get a cache slot that stores nothing (a transformers `DummyLayer`). The static cache
 (`cache_implementation="static"`) assumes equal layers and is not supported.
 """
 
@@ -122,6 +122,19 @@ def prune_layer(layer: nn.Module, change: dict, attention_output_norm: str | Non
         raise ValueError(f"config.pruned_layers: unknown attention {kind!r}")
 
 
+class AttentionFreeLayer(DummyLayer):
+    """The cache slot of a layer without attention: it stores nothing and reports the length of the cache's first
+    layer that stores keys and values (transformers 5.25 asks layer 0 for the cache's length, even a dummy one)."""
+
+    def __init__(self, cache: DynamicCache):
+        super().__init__()
+        self.cache = cache
+
+    def get_seq_length(self) -> int:
+        stored = (layer for layer in self.cache.layers if not isinstance(layer, DummyLayer))
+        return next((layer.get_seq_length() for layer in stored), 0)
+
+
 class PrunedModelMixin:
     """Builds the stock model, then applies `config.pruned_layers` (before `from_pretrained` loads the weights)."""
 
@@ -147,7 +160,7 @@ class PrunedModelMixin:
         if isinstance(cache, DynamicCache):
             for index in self.attention_free:
                 if index < len(cache.layers) and not cache.layers[index].is_initialized:
-                    cache.layers[index] = DummyLayer()
+                    cache.layers[index] = AttentionFreeLayer(cache)
         return args, kwargs
 
 
