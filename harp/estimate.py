@@ -80,11 +80,11 @@ def lines(p: Pipeline) -> list[str]:
     return [*table(estimate(p, sized)), disk]
 
 
-def estimate(p: Pipeline, weights: dict[str, tuple[int, int]]) -> list[Estimate]:
-    """Per model of the suite with known weights (model -> (weights, bytes)): its jobs, their GPU seconds by kind,
-    and the disk of its weights and exports."""
+def estimate(p: Pipeline, sized: dict[str, tuple[int, int]]) -> list[Estimate]:
+    """Per model of the suite with known weights (model -> (weights, bytes)): its jobs (the model's diagnose jobs
+    aside), their GPU seconds by kind, and the disk of its weights and exports."""
     out = []
-    for model, (params, size) in weights.items():
+    for model, (params, size) in sized.items():
         e = Estimate(model)
         variants = [v for v in p.variants.values() if v.model == model]
         seconds = partial(_seconds, params, size)
