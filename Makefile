@@ -40,7 +40,7 @@ latex:
 ## demo: the embedded default end to end (tiny model, fixtures, HARP and baselines, tables and figures)
 demo: install latex data
 	$(PY) -m harp.cli.unlock  # a run killed hard left its lock: release it when no snakemake runs here
-	$(VENV)/bin/snakemake --cores $(CORES)
+	$(VENV)/bin/snakemake --cores $(CORES) --workflow-profile workflow/profiles/default
 	@echo "report: results/report.md (tables in results/tables/, figures in results/figures/)"
 
 ## test: the test suite, one worker per core, each test file whole on one worker (its module fixtures built once)
