@@ -318,6 +318,14 @@ class Config:
         name = artifacts.calibration_name(c.source, c.num_samples, c.seq_len, c.seed)
         return artifacts.calibration(self.experiment_dir, self.model.name, name)
 
+    def search_inputs(self) -> list[Path]:
+        """The files the search stage reads (the rule's inputs too): the calibration set when it searches (fixed
+        alphas read no data), the diagnostics when they choose the layers."""
+        return [
+            *([self.calibration_file()] if self.searches_alphas() else []),
+            *([self.diagnostics_file()] if self.reads_diagnostics() else []),
+        ]
+
     def prune_inputs(self) -> dict[str, Path]:
         """The files the prune stage reads for this method, by their `methods.NEEDS` name (the rule's inputs too)."""
         from harp import methods

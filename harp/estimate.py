@@ -88,6 +88,7 @@ def estimate(p: Pipeline, sized: dict[str, tuple[int, int]]) -> list[Estimate]:
         e = Estimate(model)
         variants = [v for v in p.variants.values() if v.model == model]
         seconds = partial(_seconds, params, size)
+        shards = len(p.eval_shards())
         for v in variants:
             cfg, evaluated = v.cfg, v.experiment == MAIN or p.ablation_eval
             tasks = [suite_task(t).work for t in p.tasks] if evaluated else []
@@ -103,7 +104,7 @@ def estimate(p: Pipeline, sized: dict[str, tuple[int, int]]) -> list[Estimate]:
                 s = cfg.speed
                 runs = 2 * (s.warmup + s.repeats) * s.batch_size  # the original model and the pruned one
                 e.other_s += seconds(runs * sum(s.seq_lens), runs * s.decode_tokens * len(s.seq_lens))
-            e.jobs += 2 + (len(p.eval_shards()) if evaluated else 0)  # prune, perplexity, evaluation shards
+            e.jobs += 2 + (shards if evaluated else 0)  # prune, perplexity, evaluation shards
             e.jobs += v.method == methods.SEARCHED  # its search
             exported = v.experiment == MAIN and v.method in p.export_methods
             e.disk_bytes += size if exported else 0

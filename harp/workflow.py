@@ -278,13 +278,8 @@ class Pipeline:
     def search_inputs(self, expdir: str, model: str) -> list[str]:
         """The model (when built here), the alpha search's calibration set, and the diagnostics that choose the
         layers when they are diagnosed."""
-        cfg = self.variant(expdir, model, methods.SEARCHED).cfg
-        searched = cfg.searches_alphas()  # fixed alphas (no rescaling, published, given) read no data
-        return [
-            *self.model_inputs(model),
-            *([str(cfg.calibration_file())] if searched else []),
-            *([str(cfg.diagnostics_file())] if cfg.reads_diagnostics() else []),
-        ]
+        files = self.variant(expdir, model, methods.SEARCHED).cfg.search_inputs()
+        return self.model_inputs(model) + [str(p) for p in files]
 
     def diagnose_inputs(self, expdir: str, model: str) -> list[str]:
         """The model (when built here) and the calibration set the alpha search reads."""

@@ -237,19 +237,20 @@ def test_eval_results_with_a_string_score_are_refused(capsys, finished):
 CALIB = "tiny/calib/corpus-4x32-seed0.pt"
 
 
-def test_a_calibration_set_of_another_shape_is_refused_by_search(capsys, finished):
+@pytest.mark.parametrize(
+    "ids, message",
+    [  # another shape than the config asks for; the right shape, but not what the calibrate stage wrote
+        (torch.zeros(2, 32, dtype=torch.long), "holds 2 x 32 token ids but this run asks for 4 x 32"),
+        (
+            torch.ones(4, 32, dtype=torch.long),
+            "changed after the calibrate stage wrote it (its record differs); rebuild it with this run's settings",
+        ),
+    ],
+)
+def test_a_calibration_set_other_than_the_one_written_is_refused_by_search(capsys, finished, ids, message):
     other = io.BytesIO()
-    torch.save({"input_ids": torch.zeros(2, 32, dtype=torch.long), "source": "corpus", "seed": 0}, other)
+    torch.save({"input_ids": ids, "source": "corpus", "seed": 0}, other)
     with damaged(finished[0] / CALIB, other.getvalue()):
-        message = "holds 2 x 32 token ids but this run asks for 4 x 32"
-        fails(capsys, 2, message, (finished[0], snapshot(finished[0])), "search")
-
-
-def test_a_calibration_set_replaced_after_it_was_written_is_refused(capsys, finished):
-    other = io.BytesIO()
-    torch.save({"input_ids": torch.ones(4, 32, dtype=torch.long), "source": "corpus", "seed": 0}, other)
-    with damaged(finished[0] / CALIB, other.getvalue()):
-        message = "changed after the calibrate stage wrote it (its record differs); rebuild it with this run's settings"
         fails(capsys, 2, message, (finished[0], snapshot(finished[0])), "search")
 
 

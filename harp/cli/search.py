@@ -65,8 +65,7 @@ def main(cfg: Config, tracker) -> None:
             tracker,
             {"calibration_perplexity/dense": result.dense_perplexity, "calibration_perplexity/harp": result.perplexity},
         )
-    read = [cfg.calibration_file()] if summary["searched"] else []
-    with provenance.recording("alphas", cfg, out, read + ([cfg.diagnostics_file()] if cfg.reads_diagnostics() else [])):
+    with provenance.recording("alphas", cfg, out, cfg.search_inputs()):
         write_alphas(out, alphas, **summary)
     if not summary["searched"]:  # fixed alphas: an earlier search's trace is not this run's
         artifacts.search_trace(cfg.experiment_dir, cfg.model.name).unlink(missing_ok=True)
